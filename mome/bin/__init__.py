@@ -1,0 +1,1 @@
+"""Thin command-line entry points (``python -m mome.bin.<name>``): argparse plus one library call."""

@@ -1,0 +1,45 @@
+"""Stage 2: 16 kHz wavs and 96x96 mouth ROIs for a data directory (see mome.data.extract).
+
+    python -m mome.bin.extract --data data/SET --dump dump/SET [--job J --njobs N | --merge]
+
+--job J --njobs N extracts the J-th of N shards (1-based; resumable: finished utterances are kept);
+--merge writes wav.scp / roi.scp, logs skipped utterances to data/SET/skipped.txt and filters the
+data directory. Without either, both run in this process.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mome.data.extract import ExtractError, merge, run_job
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mome.bin.extract", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="Kaldi data directory (video.scp, landmarks.scp, segments, ...)")
+    p.add_argument("--dump", required=True, help="output folder: <dump>/wav/<utt>.wav, <dump>/roi/<utt>.mkv")
+    p.add_argument("--job", type=int, help="shard to extract, 1..--njobs")
+    p.add_argument("--njobs", type=int, help="number of shards")
+    p.add_argument("--merge", action="store_true", help="collect the shards: scp files, skipped.txt, filtering")
+    a = p.parse_args(argv)
+    if (a.job is None) != (a.njobs is None):
+        p.error("--job and --njobs go together")
+    if a.merge and a.job is not None:
+        p.error("--merge takes no --job/--njobs (run the jobs first, then --merge)")
+    if a.njobs is not None and not 1 <= a.job <= a.njobs:
+        p.error(f"--job must be in 1..{a.njobs}, got {a.job}")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if not a.merge:
+            run_job(a.data, a.dump, a.job or 1, a.njobs or 1)
+        if a.merge or a.job is None:
+            merge(a.data, a.dump)
+    except (ExtractError, OSError, ValueError) as e:
+        print(f"extract: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Stage 2: 16 kHz audio and 96x96 mouth ROIs for every utterance of a data directory.
+
+Inputs (written by stage 1): ``video.scp`` and ``landmarks.scp`` (per recording), ``segments``
+(``<utt> <recording> <start> <end>``; without it every recording is one whole-clip utterance).
+Outputs: ``<dump>/wav/<utt>.wav`` (16 kHz mono int16, as long as the video span) and
+``<dump>/roi/<utt>.mkv`` (see ``mome.data.roi``), then ``wav.scp`` / ``roi.scp`` in the data
+directory, which is filtered down to the utterances that have both.
+
+Work is done per recording, so a long pretrain clip is decoded once for all its segments (and
+landmarks are interpolated and smoothed over the whole clip before being cut). Shards: job J of N
+takes every N-th recording (``--job J --njobs N``); a finished utterance (its two files exist:
+they are written under a temporary name and renamed) is not redone, so jobs resume. Each job logs
+the utterances it had to skip, with the reason, to ``<dump>/log/skipped.<J>of<N>.txt``; the merge
+appends those of utterances still without output to ``data/<set>/skipped.txt``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mome.data import kaldi
+from mome.data.landmarks import LandmarkError, read_landmarks
+from mome.data.media import MediaError, probe, read_audio, read_video, write_wav
+from mome.data.roi import ROI_EXT, RoiError, crop_mouths, prepare_landmarks, write_roi
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+MAX_AV_MISMATCH = 0.5  # seconds the audio and video tracks may differ by before a clip is skipped
+MAX_FRAME_MISMATCH = 2  # landmark / decoded frames a clip may differ by (edges are then held)
+
+
+class ExtractError(RuntimeError):
+    """A data directory that stage 2 cannot work on at all (missing inputs); names the file."""
+
+
+class Skip(Exception):
+    """An utterance (or a whole recording) that cannot be extracted: ``key`` groups the counts."""
+
+    def __init__(self, key: str, detail: str = ""):
+        super().__init__(f"{key}: {detail}" if detail else key)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Utterance:
+    utt: str
+    recording: str
+    start: float
+    end: float | None  # None: to the end of the recording
+
+
+@dataclass
+class Outcome:
+    extracted: list[str]
+    already_done: list[str]
+    skipped: list[tuple[str, str]]  # (utt, "<key>: <detail>")
+    seconds: float = 0.0  # wall time spent on the extracted utterances
+
+
+def wav_path(dump: Path, utt: str) -> Path:
+    return dump / "wav" / f"{utt}.wav"
+
+
+def roi_path(dump: Path, utt: str) -> Path:
+    return dump / "roi" / f"{utt}{ROI_EXT}"
+
+
+def is_done(dump: Path, utt: str) -> bool:
+    return wav_path(dump, utt).is_file() and roi_path(dump, utt).is_file()
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def read_inputs(data_dir: Path) -> tuple[dict[str, list[Utterance]], dict[str, str], dict[str, str]]:
+    """Utterances grouped by recording (sorted), video paths and landmark paths by recording."""
+    video_scp, landmarks_scp = data_dir / "video.scp", data_dir / "landmarks.scp"
+    if not video_scp.is_file():
+        raise ExtractError(f"{video_scp} missing: run stage 1 (data preparation) first")
+    if not landmarks_scp.is_file():
+        raise ExtractError(
+            f"{landmarks_scp} missing: mouth ROIs need per-video 68-point landmarks; run stage 1 with the "
+            "landmarks root (prepare_lrs --landmarks DIR; in the recipe, --landmarks in db.sh). "
+            "This recipe does not run a face detector."
+        )
+    videos, landmarks = kaldi.read_table(video_scp), kaldi.read_table(landmarks_scp)
+    if (data_dir / "segments").is_file():
+        utts = []
+        for utt, value in kaldi.read_table(data_dir / "segments").items():
+            fields = value.split()
+            if len(fields) != 3:
+                raise ExtractError(
+                    f"{data_dir / 'segments'}: {utt}: expected '<recording> <start> <end>', got {value!r}"
+                )
+            utts.append(Utterance(utt, fields[0], float(fields[1]), float(fields[2])))
+    else:
+        utts = [Utterance(rec, rec, 0.0, None) for rec in videos]
+    by_recording: dict[str, list[Utterance]] = {}
+    for u in sorted(utts, key=lambda u: u.utt):
+        by_recording.setdefault(u.recording, []).append(u)
+    return dict(sorted(by_recording.items())), videos, landmarks
+
+
+# --------------------------------------------------------------------------------------- one clip
+
+
+def _load_clip(video: str, landmarks: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Gray frames, audio (cut to the frames), clean landmarks and fps of one recording, or Skip."""
+    try:
+        info = probe(video)
+    except MediaError as e:
+        raise Skip("corrupt-video", str(e)) from None
+    if not info.has_audio:
+        raise Skip("no-audio", f"{video}: no audio track")
+    gap = info.audio_duration - info.duration
+    if gap > MAX_AV_MISMATCH:
+        raise Skip("video-shorter-than-audio", f"video {info.duration:.2f} s, audio {info.audio_duration:.2f} s")
+    if -gap > MAX_AV_MISMATCH:
+        raise Skip("audio-shorter-than-video", f"video {info.duration:.2f} s, audio {info.audio_duration:.2f} s")
+    if landmarks is None:
+        raise Skip("no-landmarks-file", "recording not in landmarks.scp")
+    if not Path(landmarks).is_file():
+        raise Skip("no-landmarks-file", f"{landmarks}: missing")
+    try:
+        points = read_landmarks(landmarks)
+    except LandmarkError as e:
+        raise Skip("bad-landmarks-file", str(e)) from None
+    try:
+        frames = read_video(video, gray=True)
+        audio = read_audio(video, SAMPLE_RATE)
+    except MediaError as e:
+        raise Skip("corrupt-video", str(e)) from None
+    if abs(len(frames) - info.num_frames) > MAX_FRAME_MISMATCH:
+        raise Skip("corrupt-video", f"decoded {len(frames)} of {info.num_frames} frames")
+    if abs(len(points) - len(frames)) > MAX_FRAME_MISMATCH:
+        raise Skip("landmark-frame-mismatch", f"{len(points)} landmark frames, {len(frames)} video frames")
+    # a frame or two of difference: cut, or pad with missing frames (held by the interpolation)
+    points = points[: len(frames)]
+    points = np.concatenate([points, np.full((len(frames) - len(points), *points.shape[1:]), np.nan, points.dtype)])
+    try:
+        clean = prepare_landmarks(points)
+    except RoiError as e:
+        raise Skip("no-landmarks", f"{landmarks}: {e}") from None
+    audio = audio[: round(len(frames) / info.fps * SAMPLE_RATE)]
+    return frames, audio, clean, info.fps
+
+
+def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, dump: Path) -> Outcome:
+    """Extract the unfinished utterances of one recording."""
+    todo = [u for u in utts if not is_done(dump, u.utt)]
+    out = Outcome([], [u.utt for u in utts if u not in todo], [])
+    if not todo:
+        return out
+    began = time.perf_counter()
+    try:
+        frames, audio, points, fps = _load_clip(video, landmarks)
+    except Skip as e:
+        out.skipped = [(u.utt, str(e)) for u in todo]
+        return out
+    for u in todo:
+        first = max(0, round(u.start * fps))
+        last = len(frames) if u.end is None else min(len(frames), round(u.end * fps))
+        if last <= first:
+            out.skipped.append((u.utt, f"empty-segment: {u.start}-{u.end} s of a {len(frames) / fps:.2f} s video"))
+            continue
+        try:
+            rois = crop_mouths(frames[first:last], points[first:last])
+        except (RoiError, np.linalg.LinAlgError) as e:  # e.g. all stable points on one spot
+            out.skipped.append((u.utt, f"bad-landmarks: {landmarks}: {e}"))
+            continue
+        write_wav(wav_path(dump, u.utt), audio[round(first / fps * SAMPLE_RATE) : round(last / fps * SAMPLE_RATE)])
+        write_roi(roi_path(dump, u.utt), rois, fps=round(fps))
+        out.extracted.append(u.utt)
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+# ------------------------------------------------------------------------------------ jobs, merge
+
+
+def _summary(extracted: int, skipped: list[tuple[str, str]], done: int | None = None) -> str:
+    reasons = Counter(reason.split(":")[0] for _, reason in skipped)
+    detail = ", ".join(f"{k}: {n}" for k, n in sorted(reasons.items()))
+    kept = f" ({done} already done)" if done else ""
+    return f"extracted {extracted}{kept}, skipped {len(skipped)}" + (f" ({detail})" if detail else "")
+
+
+def skip_log(dump: Path, job: int, njobs: int) -> Path:
+    return dump / "log" / f"skipped.{job}of{njobs}.txt"
+
+
+def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1) -> Outcome:
+    """Extract shard ``job`` (1-based) of ``njobs``: every ``njobs``-th recording."""
+    data_dir, dump = Path(data_dir), Path(dump).resolve()
+    if not 1 <= job <= njobs:
+        raise ExtractError(f"--job must be in 1..--njobs ({njobs}), got {job}")
+    by_recording, videos, landmarks = read_inputs(data_dir)
+    recordings = list(by_recording)[job - 1 :: njobs]
+    total = Outcome([], [], [])
+    bar = dict(desc=f"extract {data_dir.name} {job}/{njobs}", unit="rec", file=sys.stderr, mininterval=10)
+    for rec in tqdm(recordings, **bar):
+        if rec not in videos:
+            total.skipped += [(u.utt, "no-video: recording not in video.scp") for u in by_recording[rec]]
+            continue
+        one = extract_recording(by_recording[rec], videos[rec], landmarks.get(rec), dump)
+        total.extracted += one.extracted
+        total.already_done += one.already_done
+        total.skipped += one.skipped
+        total.seconds += one.seconds
+    log_path = skip_log(dump, job, njobs)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("".join(f"{utt} {reason}\n" for utt, reason in total.skipped))
+    per_utt = f"; {total.seconds / len(total.extracted):.3f} s per utterance" if total.extracted else ""
+    print(f"{data_dir} job {job}/{njobs}: "
+          + _summary(len(total.extracted), total.skipped, len(total.already_done)) + per_utt, file=sys.stderr)
+    return total
+
+
+def merge(data_dir: str | Path, dump: str | Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Write wav.scp / roi.scp for the utterances with both files, log the others to skipped.txt
+    (with the reason a job gave, once) and filter the data directory to the extracted ones."""
+    data_dir, dump = Path(data_dir), Path(dump).resolve()
+    by_recording, _, _ = read_inputs(data_dir)
+    utts = sorted(u.utt for us in by_recording.values() for u in us)
+    done = [utt for utt in utts if is_done(dump, utt)]
+    reasons: dict[str, str] = {}
+    for path in sorted((dump / "log").glob("skipped.*.txt")):
+        for line in path.read_text().splitlines():
+            utt, _, reason = line.partition(" ")
+            reasons[utt] = reason
+    have = set(done)
+    missing = [utt for utt in utts if utt not in have]
+    skipped = [(utt, reasons.get(utt, "not-extracted: no output (was every --job run?)")) for utt in missing]
+    if any(utt not in reasons for utt in missing):
+        unexplained = sum(utt not in reasons for utt in missing)
+        log.warning("%s: %d utterances have no output and no recorded reason", data_dir, unexplained)
+    kaldi.write_table(data_dir / "wav.scp", {utt: wav_path(dump, utt) for utt in done})
+    kaldi.write_table(data_dir / "roi.scp", {utt: roi_path(dump, utt) for utt in done})
+    logged = set(kaldi.read_skipped(data_dir))
+    kaldi.append_skipped(data_dir, [s for s in skipped if (s[0], " ".join(s[1].split())) not in logged])
+    kaldi.filter_data_dir(data_dir, done)
+    print(f"{data_dir}: " + _summary(len(done), skipped), file=sys.stderr)
+    return done, skipped
+
+
+def extract(data_dir: str | Path, dump: str | Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """All shards in this process, then the merge."""
+    run_job(data_dir, dump)
+    return merge(data_dir, dump)

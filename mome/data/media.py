@@ -1,0 +1,224 @@
+"""Media I/O: the corpus videos (mp4, a 25 fps h264 video track and an AAC audio track) and wav files.
+
+PyAV does the decoding, so no system ffmpeg is needed. Two facts shape this module:
+
+- The video track sets the length of an utterance. Decoded AAC audio carries a few hundred samples of
+  encoder padding at the end, and real clips may have audio slightly longer or shorter than the video,
+  so ``read_audio`` returns exactly ``round(video seconds * sample_rate)`` samples (cut, or padded with
+  zeros when the audio track ends a little early).
+- Times are in seconds from the start of the clip. A frame ``i`` covers ``[i / fps, (i + 1) / fps)``;
+  ``start`` / ``end`` select frames ``round(start * fps) .. round(end * fps) - 1`` and the audio samples
+  of the same span, so audio and video of a segment stay aligned.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+
+class MediaError(RuntimeError):
+    """A media file that cannot be read (missing, corrupt, no stream of the wanted kind); names the file."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    duration: float  # seconds of video: num_frames / fps
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    has_audio: bool
+    audio_duration: float  # seconds of the audio track (0.0 without one)
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: media file missing")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise MediaError(f"{path}: cannot open ({type(e).__name__}: {e})") from None
+
+
+def _video_stream(container, path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise MediaError(f"{path}: no video stream")
+    return container.streams.video[0]
+
+
+def _stream_seconds(stream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return 0.0
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Read the header (and, where the header lacks a frame count, the video packets; never decodes)."""
+    with _open(path) as container:
+        video = _video_stream(container, path)
+        fps = float(video.average_rate or video.guessed_rate or 0)
+        if fps <= 0:
+            raise MediaError(f"{path}: video stream has no frame rate")
+        num_frames = video.frames
+        if num_frames <= 0:
+            try:
+                num_frames = sum(1 for p in container.demux(video) if p.size)
+            except av.FFmpegError as e:
+                raise MediaError(f"{path}: cannot read video packets ({e})") from None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return MediaInfo(
+            path=str(path),
+            duration=num_frames / fps,
+            fps=fps,
+            num_frames=num_frames,
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            has_audio=audio is not None,
+            audio_duration=_stream_seconds(audio) if audio is not None else 0.0,
+        )
+
+
+def _frame_span(start: float, end: float | None, fps: float, num_frames: int) -> tuple[int, int]:
+    first = max(0, round(start * fps))
+    last = num_frames if end is None else min(num_frames, round(end * fps))
+    if last <= first:
+        raise ValueError(f"empty time span: start={start} end={end} (video has {num_frames} frames at {fps} fps)")
+    return first, last
+
+
+_PLANAR_YUV = {"yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p"}
+_LIMITED_TO_FULL = np.clip(np.rint((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The gray image of a frame. For planar YUV, the Y plane is read directly and limited-range
+    ("MPEG", 16-235) values are stretched to 0-255, which is what a conversion to gray through
+    swscale gives, at about 2.5x the speed; other formats go through swscale."""
+    name = frame.format.name
+    if name not in _PLANAR_YUV:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : frame.width]
+    full_range = name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
+    return y.copy() if full_range else _LIMITED_TO_FULL[y]
+
+
+def read_video(path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True) -> np.ndarray:
+    """Frames ``[start, end)`` as uint8 ``(T, H, W)`` (gray) or ``(T, H, W, 3)`` (RGB)."""
+    info = probe(path)
+    first, last = _frame_span(start, end, info.fps, info.num_frames)
+    convert = _luma if gray else (lambda frame: frame.to_ndarray(format="rgb24"))
+    frames = []
+    with _open(path) as container:
+        try:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i >= last:
+                    break
+                if i >= first:
+                    frames.append(convert(frame))
+        except av.FFmpegError as e:
+            raise MediaError(f"{path}: video decoding failed at frame {len(frames) + first} ({e})") from None
+    if not frames:
+        raise MediaError(f"{path}: no video frames decoded")
+    return np.stack(frames)
+
+
+def read_audio(
+    path: str | Path, sample_rate: int = 16000, start: float = 0.0, end: float | None = None
+) -> np.ndarray:
+    """Mono float32 audio in [-1, 1] of the span ``[start, end)``, resampled to ``sample_rate``
+    and cut (or zero-padded) to the video's length."""
+    info = probe(path)
+    if not info.has_audio:
+        raise MediaError(f"{path}: no audio stream")
+    first, last = _frame_span(start, end, info.fps, info.num_frames)
+    begin = round(first / info.fps * sample_rate)
+    stop = round(last / info.fps * sample_rate)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks, have = [], 0
+    with _open(path) as container:
+        try:
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    have += out.samples
+                if have >= stop:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except av.FFmpegError as e:
+            raise MediaError(f"{path}: audio decoding failed ({e})") from None
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    audio = audio[begin:stop]
+    if len(audio) < stop - begin:
+        audio = np.pad(audio, (0, stop - begin - len(audio)))
+    return audio.astype(np.float32, copy=False)
+
+
+def write_mp4(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: int = 25,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    crf: int = 18,
+) -> None:
+    """Write uint8 frames ``(T, H, W)`` or ``(T, H, W, 3)`` as h264 (yuv420p, even sizes) and, when
+    given, mono float audio as AAC: the layout of the LRS videos. Used by the synthetic corpus and tests."""
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim == 3:
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(crf), "preset": "ultrafast"}
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=sample_rate)
+            sound.layout = "mono"
+        for image in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+        if sound is not None:
+            samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+            for s in range(0, len(samples), 1024):
+                frame = av.AudioFrame.from_ndarray(samples[None, s : s + 1024], format="flt", layout="mono")
+                frame.sample_rate, frame.pts = sample_rate, s
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
+
+
+def read_wav(path: str | Path, sample_rate: int | None = None) -> np.ndarray:
+    """Mono float32 samples of a wav; resampled when ``sample_rate`` is given and differs."""
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise MediaError(f"{path}: cannot read audio ({e})") from None
+    samples = samples.mean(axis=1)
+    if sample_rate is not None and rate != sample_rate:
+        g = np.gcd(rate, sample_rate)
+        samples = resample_poly(samples, sample_rate // g, rate // g).astype(np.float32)
+    return samples
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = 16000) -> None:
+    """Write float samples in [-1, 1] as 16-bit PCM, through a temporary file renamed at the end
+    (so a wav that exists is complete)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pcm = np.clip(np.rint(np.asarray(samples, dtype=np.float64) * 32768), -32768, 32767).astype(np.int16)
+    sf.write(str(tmp), pcm, sample_rate, format="WAV", subtype="PCM_16")
+    os.replace(tmp, path)
