@@ -66,9 +66,9 @@ def parse_lrs_txt(content: str, source: str = "<string>") -> Transcript:
             continue
         if table is None and ":" in fields[0] and fields[0].endswith(":"):
             header[fields[0][:-1]] = line.split(":", 1)[1].strip()
-        elif fields[0] == "FRAME":
-            table = "frame"
-        elif fields[0] == "WORD":
+        elif table is None and fields[0] == "FRAME":  # a header only after a blank line:
+            table = "frame"  # the word "WORD" inside a table is a word
+        elif table is None and fields[0] == "WORD":
             table = "word"
         else:
             try:

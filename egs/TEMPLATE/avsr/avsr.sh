@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The shared stage script of the AVSR recipes. Each egs/<corpus>/avsr/run.sh sources path.sh, cmd.sh
+# and db.sh and calls this script, from its own folder, with the corpus options.
+#
+#   stage 1: data preparation     data/{train,val,test}         (python -m mome.bin.prepare_lrs)
+#   stage 2: audio + mouth ROI    dump/<set>/{wav,roi}, data/<set>/{wav.scp,roi.scp}
+#                                 (python -m mome.bin.extract, sharded over --nj jobs, then --merge)
+#            noisy test copies    data/<test set>_babble_snr<N>  (python -m mome.bin.make_noisy; with --noise)
+#   stage 3: training             (issue #4)
+#   stage 4: decoding             (issue #4)
+#   stage 5: scoring              (issue #4)
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"; }
+die() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) error: $*" >&2; exit 1; }
+SECONDS=0
+
+stage=1            # first stage to run
+stop_stage=100     # last stage to run
+nj=4               # parallel jobs (stage 1 reads media headers, stage 2 extraction shards)
+cpu_cmd="utils/run_jobs.sh --backend local"  # job runner for CPU jobs (cmd.sh)
+gpu_cmd="utils/run_jobs.sh --backend local"  # job runner for GPU jobs (cmd.sh)
+corpus=lrs3        # layout of --corpus_root: lrs3 (also the synthetic mini_lrs3) or lrs2
+corpus_root=       # the corpus (db.sh)
+landmarks=         # landmarks root, <split>/<speaker>/<clip>.pkl (db.sh); empty: no landmarks.scp
+max_seconds=16     # pretrain clips longer than this are cut at word boundaries
+val_count=1200     # LRS3: trainval utterances held out for validation (drawn with --seed)
+val_list=          # LRS3: explicit validation list instead of the draw (<speaker>/<clip> per line)
+seed=0             # seed of the validation draw
+noise=             # babble noise wav for the noisy test copies (db.sh); empty: no noisy copies
+snrs=-5,0,5,10,15,20  # SNRs (dB) of the noisy test copies
+train_set=train    # data sets used by the later stages
+valid_set=val      # validation set
+test_sets=test     # space-separated
+datadir=data       # Kaldi data directories
+dumpdir=dump       # extracted audio and mouth ROIs
+
+help_message="Usage: $0 [options]
+Runs the stages --stage .. --stop_stage (1: data prep, 2: audio + mouth ROI extraction and noisy test
+copies, 3-5: training, decoding, scoring, not implemented yet). Run it from egs/<corpus>/avsr.
+Options (default):
+$(grep -E '^[a-z_]+=.*#' "${BASH_SOURCE[0]}" | sed -E 's/^([a-z_]+)= /\1="" /; s/^([a-z_]+)=("[^"]*"|[^ ]*) *# */  --\1 (\2) /')"
+
+[ -f utils/parse_options.sh ] || die "run this from a recipe folder (egs/<corpus>/avsr) holding the utils link"
+. utils/parse_options.sh
+[ $# -eq 0 ] || die "unexpected arguments: $* (see --help)"
+[[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage and --stop_stage must be numbers"
+[[ "$nj" =~ ^[1-9][0-9]*$ ]] || die "--nj must be a positive number, got '$nj'"
+
+runs() { ((stage <= $1 && $1 <= stop_stage)); }
+
+if runs 1 || runs 2; then
+  [ -n "$corpus_root" ] || die "--corpus_root is empty: set the corpus path in db.sh"
+  [ -d "$corpus_root" ] || die "corpus root '$corpus_root' does not exist: set the corpus path in db.sh"
+fi
+
+if runs 1; then
+  log "stage 1: data preparation ($corpus at $corpus_root) -> $datadir/{train,val,test}"
+  opts=(--corpus "$corpus" --root "$corpus_root" --out "$datadir" --max-seconds "$max_seconds"
+        --val-count "$val_count" --seed "$seed" --nj "$nj")
+  if [ -n "$landmarks" ]; then
+    [ -d "$landmarks" ] || die "landmarks root '$landmarks' does not exist: fix it in db.sh or leave it empty"
+    opts+=(--landmarks "$landmarks")
+  fi
+  if [ -n "$val_list" ]; then
+    [ -f "$val_list" ] || die "--val_list '$val_list' does not exist"
+    opts+=(--val-list "$val_list")
+  fi
+  python -m mome.bin.prepare_lrs "${opts[@]}"
+  for set in train val test; do
+    utils/validate_data_dir.sh "$datadir/$set"
+  done
+  log "stage 1: done"
+fi
+
+if runs 2; then
+  log "stage 2: audio and mouth ROI extraction ($nj jobs per set) -> $dumpdir"
+  for set in $train_set $valid_set $test_sets; do
+    [ -f "$datadir/$set/segments" ] || die "$datadir/$set/segments missing: run stage 1 first"
+    log "stage 2: extracting $set"
+    $cpu_cmd JOB=1:"$nj" "$dumpdir/$set/log/extract.JOB.log" \
+      python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --job JOB --njobs "$nj"
+    python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --merge
+    utils/validate_data_dir.sh "$datadir/$set"
+  done
+  if [ -n "$noise" ]; then
+    [ -f "$noise" ] || die "noise file '$noise' does not exist: fix it in db.sh or leave it empty"
+    for set in $test_sets; do
+      log "stage 2: noisy copies of $set (babble, SNR $snrs dB)"
+      python -m mome.bin.make_noisy --data "$datadir/$set" --noise "$noise" --snrs="$snrs" --dump "$dumpdir"
+    done
+  else
+    log "stage 2: no --noise given: no noisy test copies"
+  fi
+  log "stage 2: done"
+fi
+
+for n in 3 4 5; do
+  if runs $n; then
+    die "stage $n: not implemented yet (issue #4)"
+  fi
+done
+
+log "finished stages $stage..$((stop_stage < 5 ? stop_stage : 5)) in ${SECONDS} s"

@@ -1,0 +1,1 @@
+../../TEMPLATE/avsr/cmd.sh

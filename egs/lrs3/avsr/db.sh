@@ -1,0 +1,4 @@
+# Where the corpus lives on this machine: edit these paths (or set them in the environment).
+LRS3=${LRS3:-/path/to/LRS3}                     # holds pretrain/ trainval/ test/ (<speaker>/<clip>.mp4 + .txt)
+LRS3_LANDMARKS=${LRS3_LANDMARKS:-/path/to/LRS3_landmarks}  # <split>/<speaker>/<clip>.pkl (68 points per frame); empty: none
+NOISE=${NOISE:-}                                # babble noise wav for the noisy test sets; empty: none

@@ -1,0 +1,1 @@
+../../TEMPLATE/avsr/path.sh

@@ -1,0 +1,209 @@
+"""utils/parse_options.sh, utils/run_jobs.sh, and the recipe scripts' option handling and stage guards."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from media_fixtures import Clip, write_clip
+
+from mome.data.kaldi import read_table
+from mome.data.lrs import Transcript, write_lrs_txt
+
+REPO = Path(__file__).resolve().parents[1]
+UTILS = REPO / "utils"
+ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C")
+
+
+def sh(cmd: list[str] | str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=120, shell=isinstance(cmd, str)
+    )
+
+
+# ------------------------------------------------------------------------------- parse_options.sh
+
+OPTS_SCRIPT = """#!/usr/bin/env bash
+set -euo pipefail
+stage=1
+stop_stage=10
+name=default
+use_gpu=false
+empty=
+help_message="Usage: demo.sh [options] <a> <b>"
+. {utils}/parse_options.sh
+echo "stage=$stage stop_stage=$stop_stage name=$name use_gpu=$use_gpu empty=$empty"
+echo "args=$*"
+"""
+
+
+@pytest.fixture()
+def demo(tmp_path):
+    script = tmp_path / "demo.sh"
+    script.write_text(OPTS_SCRIPT.format(utils=UTILS))
+    script.chmod(0o755)
+    return lambda *args: sh([str(script), *args])
+
+
+def test_parse_options_sets_defined_variables(demo):
+    r = demo("--stage", "3", "--stop-stage", "-5", "--name=a b", "--use_gpu", "true", "pos1", "--not-an-option")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "stage=3 stop_stage=-5 name=a b use_gpu=true empty=",
+        "args=pos1 --not-an-option",
+    ]
+    r = demo("--empty", "x", "--", "--stage", "9")
+    assert r.stdout.splitlines() == ["stage=1 stop_stage=10 name=default use_gpu=false empty=x", "args=--stage 9"]
+
+
+def test_parse_options_help_and_errors(demo):
+    r = demo("--help")
+    assert (r.returncode, r.stdout.strip()) == (0, "Usage: demo.sh [options] <a> <b>")
+    r = demo("--stage", "2", "--no-such-thing", "1")
+    assert r.returncode == 1 and "unknown option --no_such_thing" in r.stderr and r.stdout == ""
+    r = demo("--use_gpu", "yes")
+    assert r.returncode == 1 and "--use_gpu takes true or false, got 'yes'" in r.stderr
+    r = demo("--stage")
+    assert r.returncode == 1 and "option --stage needs a value" in r.stderr
+
+
+def test_parse_options_config_file(demo, tmp_path):
+    conf = tmp_path / "x.conf"
+    conf.write_text("stage=7\nname=from_conf\n")
+    r = demo("--config", str(conf), "--stage", "8")
+    assert r.stdout.splitlines()[0] == "stage=8 stop_stage=10 name=from_conf use_gpu=false empty="
+
+
+# ------------------------------------------------------------------------------------ run_jobs.sh
+
+
+def test_run_jobs_local_runs_every_job(tmp_path):
+    r = sh([str(UTILS / "run_jobs.sh"), "JOB=1:4", "log/echo.JOB.log", "bash", "-c", "echo job JOB > out.JOB; echo said JOB"],
+           cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for j in range(1, 5):
+        assert (tmp_path / f"out.{j}").read_text() == f"job {j}\n"
+        log = (tmp_path / f"log/echo.{j}.log").read_text()
+        assert f"said {j}\n" in log and "# Ended (code 0)" in log
+    r = sh([str(UTILS / "run_jobs.sh"), "--max_jobs", "1", "single.log", "echo", "a b", "$HOME"], cwd=tmp_path)
+    assert r.returncode == 0 and "\na b $HOME\n" in (tmp_path / "single.log").read_text()
+
+
+def test_run_jobs_reports_failed_jobs(tmp_path):
+    r = sh([str(UTILS / "run_jobs.sh"), "JOB=1:3", "log/x.JOB.log", "bash", "-c", "echo try JOB; test JOB != 2"],
+           cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 1
+    assert "1 of 3 jobs failed, see: log/x.2.log" in r.stderr
+    assert "# Ended (code 1)" in (tmp_path / "log/x.2.log").read_text()
+    assert "# Ended (code 0)" in (tmp_path / "log/x.3.log").read_text()
+
+
+def test_run_jobs_usage_errors(tmp_path):
+    r = sh([str(UTILS / "run_jobs.sh"), "JOB=1:2", "log/same.log", "true"], cwd=tmp_path)
+    assert r.returncode == 1 and "must contain JOB" in r.stderr
+    r = sh([str(UTILS / "run_jobs.sh"), "--backend", "pbs", "x.log", "true"], cwd=tmp_path)
+    assert r.returncode == 1 and "--backend must be local or slurm" in r.stderr
+
+
+def test_run_jobs_slurm_calls_sbatch(tmp_path):
+    # A stand-in sbatch: records its options and runs the wrapped script into the --output file.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        '#!/usr/bin/env bash\nargs="$*"; echo "${args//$\'\\n\'/;}" >> "$SBATCH_CALLS"\n'
+        'while [ $# -gt 0 ]; do case $1 in --output) out=$2; shift 2;; --wrap) wrap=$2; shift 2;; *) shift;; esac; done\n'
+        'bash -c "$wrap" > "$out" 2>&1\n'
+    )
+    (bin_dir / "sbatch").chmod(0o755)
+    env = dict(ENV, PATH=f"{bin_dir}:{ENV['PATH']}", SBATCH_CALLS=str(tmp_path / "calls"))
+    cmd = [str(UTILS / "run_jobs.sh"), "--backend", "slurm", "--gpu", "1", "--mem", "4G", "--time", "1:00:00",
+           "JOB=1:2", "log/s.JOB.log", "bash", "-c", "echo slurm JOB; exit $((JOB - 1))"]  # fmt: skip
+    r = sh(cmd, cwd=tmp_path, env=env)
+    assert r.returncode == 1 and "1 of 2 jobs failed, see: log/s.2.log" in r.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert len(calls) == 2
+    assert all("--wait" in c and "--gres gpu:1" in c and "--mem 4G" in c and "--time 1:00:00" in c for c in calls)
+    assert "slurm 1\n" in (tmp_path / "log/s.1.log").read_text()
+
+
+# ------------------------------------------------------------------------------------- the recipes
+
+
+def test_recipe_layout():
+    for corpus in ("lrs3", "lrs2", "mini_lrs3"):
+        d = REPO / "egs" / corpus / "avsr"
+        assert os.readlink(d / "utils") == "../../../utils"
+        assert (d / "utils" / "run_jobs.sh").is_file()
+        for f in ("run.sh", "path.sh", "cmd.sh", "db.sh"):
+            assert (d / f).is_file(), d / f
+        assert os.access(d / "run.sh", os.X_OK)
+
+
+def test_real_recipe_fails_on_missing_corpus_path(tmp_path):
+    d = REPO / "egs" / "lrs3" / "avsr"
+    r = sh(["./run.sh", "--stop_stage", "1"], cwd=d, env=dict(ENV, LRS3=str(tmp_path / "nowhere")))
+    assert r.returncode == 1
+    assert f"corpus root '{tmp_path / 'nowhere'}' does not exist" in r.stderr and "db.sh" in r.stderr
+    assert not (d / "data").exists()
+
+
+def test_later_stages_are_refused(tmp_path):
+    d = REPO / "egs" / "lrs2" / "avsr"
+    r = sh(["./run.sh", "--stage", "3"], cwd=d)
+    assert r.returncode == 1 and "stage 3: not implemented yet (issue #4)" in r.stderr
+    r = sh(["./run.sh", "--help"], cwd=d)
+    assert r.returncode == 0 and "--val_count (1200)" in r.stdout
+
+
+def test_mini_stage0_skips_an_existing_corpus(tmp_path):
+    d = REPO / "egs" / "mini_lrs3" / "avsr"
+    corpus = tmp_path / "mini"
+    corpus.mkdir()
+    (corpus / ".done").write_text("size=tiny seed=0\n")
+    env = dict(ENV, MINI_LRS3=str(corpus), MINI_LRS3_SIZE="tiny")
+    r = sh(["./run.sh", "--stop_stage", "0"], cwd=d, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "already holds the corpus" in r.stdout
+    r = sh(["./run.sh", "--stop_stage", "0"], cwd=d, env=dict(env, MINI_LRS3_SIZE="default"))
+    assert r.returncode == 1 and "made with 'size=tiny seed=0'" in r.stderr
+
+
+def test_stage1_through_the_template(tmp_path):
+    root = tmp_path / "lrs3"
+    for rel, words in [("trainval/spkA/00001", "ONE"), ("trainval/spkB/00002", "TWO"), ("test/spkC/00003", "THREE")]:
+        write_clip(root / f"{rel}.mp4", tmp_path / "lm" / f"{rel}.pkl", Clip("c", frames=8))
+        write_lrs_txt(root / f"{rel}.txt", Transcript(words, "1", "x"))
+    (root / "pretrain").mkdir()
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "utils").symlink_to(UTILS)
+    r = sh([str(REPO / "egs/TEMPLATE/avsr/avsr.sh"), "--corpus_root", str(root), "--landmarks", str(tmp_path / "lm"),
+            "--val_count", "1", "--nj", "1", "--stop_stage", "1"], cwd=recipe)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "stage 1: data preparation" in r.stdout and "stage 1: done" in r.stdout
+    assert read_table(recipe / "data/test/text") == {"spkC_00003": "three"}
+    assert len(read_table(recipe / "data/val/text")) == 1 and len(read_table(recipe / "data/train/text")) == 1
+    assert (recipe / "data/train/landmarks.scp").is_file()
+
+
+@pytest.mark.slow
+def test_mini_recipe_stages_0_to_2_tiny(tmp_path):
+    """The tiny synthetic corpus through corpus generation, data prep and extraction (about a minute),
+    in a copy of the recipe folder so that the checkout's egs/ stays clean."""
+    egs = tmp_path / "egs"
+    (egs / "mini_lrs3").mkdir(parents=True)
+    (egs / "TEMPLATE").symlink_to(REPO / "egs" / "TEMPLATE")
+    recipe = egs / "mini_lrs3" / "avsr"
+    recipe.mkdir()
+    for name in ("run.sh", "path.sh", "cmd.sh", "db.sh", "local", "conf", "utils"):
+        (recipe / name).symlink_to(REPO / "egs" / "mini_lrs3" / "avsr" / name)
+    env = dict(ENV, MINI_LRS3=str(tmp_path / "corpus"), MINI_LRS3_SIZE="tiny")
+    r = sh(["./run.sh", "--stop_stage", "2"], cwd=recipe, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for name in ("train", "val", "test", "test_babble_snr-5", "test_babble_snr20"):
+        wav, roi = read_table(recipe / f"data/{name}/wav.scp"), read_table(recipe / f"data/{name}/roi.scp")
+        assert set(wav) == set(roi) == set(read_table(recipe / f"data/{name}/text")) != set(), name
+    assert len(read_table(recipe / "data/val/text")) == 2
+    assert all(Path(p).is_file() for p in read_table(recipe / "data/test/wav.scp").values())
