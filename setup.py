@@ -6,5 +6,10 @@ setup(
     description="MoME: Mixture of Matryoshka Experts for LLM-based audio-visual speech recognition (ESPnet recipes)",
     packages=find_packages(include=["mome", "mome.*"]),
     python_requires=">=3.10",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "mome-params = mome.bin.params:main",
+            "mome-flops = mome.bin.flops:main",
+        ]
+    },
 )

@@ -1,0 +1,225 @@
+"""Mixture of Matryoshka Experts (MoME): routed bottleneck experts beside a frozen LLM sub-layer.
+
+One MoME layer per decoder layer, always in parallel with a frozen sub-layer (never in series):
+- ``mhsa``:  h   = x + Attn(LN1 x) + MoME(LN1 x)
+- ``ffn``:   out = h + MLP(LN2 h)  + MoME(LN2 h)
+- ``layer``: out = Layer(x)        + MoME(LN1 x)
+Attached with forward hooks, so the LLM's code and checkpoint keys stay untouched and any Llama-family
+model works. Experts are Linear(d, w) -> GELU -> Linear(w, d) with the up-projection zero-initialised: a
+fresh model computes exactly what the frozen LLM computes. Each bank of experts runs as two matrix products
+with a gate matrix that is zero outside each token's top-k (see :class:`BottleneckExperts`).
+
+Routing: softmax (fp32) over a bias-free linear router, top-k, renormalised weights; shared experts are
+added unweighted. One router serves every Matryoshka scale (one per scale as an option); k may differ per
+scale. Load balancing (Switch / Mixtral): E * sum_e f_e * P_e over all layers' tokens, where f_e is the
+fraction of tokens whose top-k includes expert e and P_e the mean router probability of e; padding is
+left out. It equals k for perfectly balanced routing.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mome.models.adapter import LLMAdapter
+
+LOCATIONS = ("mhsa", "ffn", "layer")
+
+
+@dataclass
+class MoMESpec:
+    experts: int = 23
+    top_k: int | Sequence[int] = 4  # one k, or one per scale
+    shared_experts: int = 1
+    bottleneck: int = 12
+    location: str = "mhsa"
+    router_per_scale: bool = False
+
+    def top_k_per_scale(self, n_scales: int) -> list[int]:
+        ks = [int(self.top_k)] * n_scales if isinstance(self.top_k, int) else [int(k) for k in self.top_k]
+        if len(ks) != n_scales:
+            raise ValueError(f"top_k has {len(ks)} values but the model has {n_scales} scales")
+        for k in ks:
+            if not 1 <= k <= self.experts:
+                raise ValueError(f"top-k {k} is not in 1..{self.experts} (the number of routed experts)")
+        return ks
+
+    def validate(self, n_scales: int) -> None:
+        if self.experts < 1:
+            raise ValueError(f"MoME needs at least one routed expert, got experts={self.experts}")
+        if self.shared_experts < 0 or self.bottleneck < 1:
+            raise ValueError(f"bad MoME sizes: shared_experts={self.shared_experts}, bottleneck={self.bottleneck}")
+        if self.location not in LOCATIONS:
+            raise ValueError(f"MoME location {self.location!r} is not one of {LOCATIONS}")
+        self.top_k_per_scale(n_scales)
+
+
+@dataclass
+class RouterRecord:
+    logits: torch.Tensor  # (..., E) as computed, before softmax
+    chosen: torch.Tensor  # (..., k) expert indices
+
+
+@dataclass
+class RoutingState:
+    """Shared by all MoME layers of a model: which scale is active, and the router records of a pass."""
+
+    scale: int = 0
+    recording: bool = False
+    records: list[RouterRecord] = field(default_factory=list)
+
+
+class BottleneckExperts(nn.Module):
+    """A bank of n bottleneck experts, Linear(d, w) -> GELU -> Linear(w, d) each, stored as stacked weights so
+    that the whole bank runs as two matrix products (no per-expert or per-token loop, no host sync).
+
+    ``forward(x, gates)`` returns sum_e gates[:, e] * expert_e(x); experts with gate 0 add exactly nothing, so
+    a top-k gate matrix gives the sparse mixture. Without gates every expert counts once (shared experts).
+    The bottleneck is narrow, so computing every expert's down-projection costs little next to the LLM.
+    """
+
+    def __init__(self, n: int, hidden_size: int, width: int):
+        super().__init__()
+        self.n, self.width = n, width
+        bound = 1 / math.sqrt(hidden_size)  # nn.Linear's default initialisation for the down-projection
+        self.down_weight = nn.Parameter(torch.empty(hidden_size, n, width).uniform_(-bound, bound))
+        self.down_bias = nn.Parameter(torch.empty(n, width).uniform_(-bound, bound))
+        # zero up-projection: a fresh expert adds nothing, the LLM's output is unchanged
+        self.up_weight = nn.Parameter(torch.zeros(n, width, hidden_size))
+        self.up_bias = nn.Parameter(torch.zeros(n, hidden_size))
+
+    @property
+    def params_per_expert(self) -> int:
+        return sum(p.numel() for p in self.parameters()) // self.n if self.n else 0
+
+    def forward(self, x: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = nn.functional.gelu((x @ self.down_weight.flatten(1)).view(-1, self.n, self.width) + self.down_bias)
+        if gates is None:
+            return hidden.flatten(1) @ self.up_weight.flatten(0, 1) + self.up_bias.sum(0)
+        gates = gates.to(hidden.dtype)
+        return (hidden * gates[..., None]).flatten(1) @ self.up_weight.flatten(0, 1) + gates @ self.up_bias
+
+
+def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k routing: (fp32 weights renormalised over the k chosen experts, chosen indices), both (..., k)."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    weights, chosen = probs.topk(k, dim=-1)
+    return weights / weights.sum(-1, keepdim=True), chosen
+
+
+def balance_loss(records: Sequence[RouterRecord], attention_mask: torch.Tensor | None, n_experts: int) -> torch.Tensor:
+    """E * sum_e(f_e * P_e) over every recorded layer's tokens; positions where attention_mask is 0 are left out."""
+    probs = torch.cat([torch.softmax(r.logits.float(), -1).reshape(-1, n_experts) for r in records])
+    chosen = torch.cat(
+        [nn.functional.one_hot(r.chosen.reshape(-1, r.chosen.shape[-1]), n_experts).sum(1) for r in records]
+    ).to(probs.dtype)
+    if attention_mask is None:
+        weight = torch.ones(probs.shape[0], device=probs.device)
+    else:
+        weight = torch.cat([attention_mask.reshape(-1).to(probs.device, probs.dtype)] * len(records))
+        if weight.numel() != probs.shape[0]:
+            raise ValueError(f"attention mask of shape {tuple(attention_mask.shape)} does not match the router records")
+    total = weight.sum().clamp_min(1)
+    fraction = (chosen * weight[:, None]).sum(0) / total
+    mean_prob = (probs * weight[:, None]).sum(0) / total
+    return n_experts * (fraction * mean_prob).sum()
+
+
+def _first_input(args: tuple, kwargs: dict, name: str) -> torch.Tensor:
+    return kwargs[name] if name in kwargs else args[0]
+
+
+class MoMELayer(nn.Module):
+    """Router + routed and shared bottleneck experts for one decoder layer."""
+
+    def __init__(self, hidden_size: int, spec: MoMESpec, n_scales: int, state: RoutingState):
+        super().__init__()
+        spec.validate(n_scales)
+        self.top_k = spec.top_k_per_scale(n_scales)
+        self.state = state
+        self.routers = nn.ModuleList(
+            nn.Linear(hidden_size, spec.experts, bias=False) for _ in range(n_scales if spec.router_per_scale else 1)
+        )
+        self.experts = BottleneckExperts(spec.experts, hidden_size, spec.bottleneck)
+        self.shared = BottleneckExperts(spec.shared_experts, hidden_size, spec.bottleneck) if spec.shared_experts else None
+
+    def router(self, scale: int) -> nn.Linear:
+        return self.routers[scale if len(self.routers) > 1 else 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, x.shape[-1]).to(self.routers[0].weight.dtype)
+        scale = self.state.scale
+        logits = self.router(scale)(flat)
+        weights, chosen = route(logits, self.top_k[scale])
+        if self.state.recording:
+            self.state.records.append(RouterRecord(logits.reshape(*lead, -1), chosen.reshape(*lead, -1)))
+        gates = torch.zeros_like(logits, dtype=weights.dtype).scatter(-1, chosen, weights)
+        out = self.experts(flat, gates)
+        if self.shared is not None:
+            out = out + self.shared(flat)
+        return out.reshape(*lead, -1).to(x.dtype)
+
+    # forward hooks (with_kwargs=True); bound methods, so a deep copy of the model rebinds them
+    def attention_hook(self, module, args, kwargs, output):
+        branch = self(_first_input(args, kwargs, "hidden_states"))
+        return (output[0] + branch, *output[1:]) if isinstance(output, tuple) else output + branch
+
+    def mlp_hook(self, module, args, kwargs, output):
+        return output + self(_first_input(args, kwargs, "x"))
+
+    def layer_hook(self, module, args, kwargs, output):
+        branch = self(module.input_layernorm(_first_input(args, kwargs, "hidden_states")))
+        return (output[0] + branch, *output[1:]) if isinstance(output, tuple) else output + branch
+
+
+class MoMEAdapter(LLMAdapter):
+    """MoME layers hooked into every decoder layer of a Llama-family LLM."""
+
+    def __init__(self, decoder_layers: nn.ModuleList, hidden_size: int, spec: MoMESpec, n_scales: int = 1):
+        super().__init__()
+        spec.validate(n_scales)
+        self.spec, self.n_scales = spec, n_scales
+        self.state = RoutingState()
+        self.layers = nn.ModuleList(MoMELayer(hidden_size, spec, n_scales, self.state) for _ in decoder_layers)
+        self._handles = [self._attach(target, layer) for target, layer in zip(decoder_layers, self.layers)]
+
+    def _attach(self, decoder_layer: nn.Module, layer: MoMELayer):
+        if self.spec.location == "mhsa":
+            return decoder_layer.self_attn.register_forward_hook(layer.attention_hook, with_kwargs=True)
+        if self.spec.location == "ffn":
+            return decoder_layer.mlp.register_forward_hook(layer.mlp_hook, with_kwargs=True)
+        return decoder_layer.register_forward_hook(layer.layer_hook, with_kwargs=True)
+
+    def detach(self) -> None:
+        """Remove the hooks: the LLM computes as if MoME were not there."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def set_scale(self, index: int) -> None:
+        super().set_scale(index)
+        self.state.scale = index
+
+    def start_recording(self) -> None:
+        self.state.records = []
+        self.state.recording = True
+
+    def auxiliary_loss(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        records, self.state.records, self.state.recording = self.state.records, [], False
+        if not records:
+            return None
+        return balance_loss(records, attention_mask, self.spec.experts)
+
+    def total_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def active_params(self, scale: int = 0) -> int:
+        total = 0
+        for layer in self.layers:
+            experts = layer.top_k[scale] + (layer.shared.n if layer.shared is not None else 0)
+            total += layer.router(scale).weight.numel() + experts * layer.experts.params_per_expert
+        return total

@@ -1,0 +1,164 @@
+"""The AVSR model end to end with tiny dummy encoders: multi-scale loss, gradients, decoding, bad inputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mome.models.avsr import AVSRModel
+from mome.models.llm import FrozenLLM
+from mome.models.lora import LoRASpec
+from mome.models.mome import MoMESpec
+from mome.models.tiny_llm import make_tiny_llm
+
+TEXTS = ["hello world", "the quick brown fox jumps"]
+
+
+class AudioEncoder(nn.Module):
+    """16 kHz waveform -> 50 Hz frames of 320 samples -> Linear."""
+
+    output_size, frame_rate, hop = 16, 50, 320
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(self.hop, self.output_size)
+        self.calls = 0
+
+    def forward(self, x, lengths):
+        self.calls += 1
+        frames = x.shape[1] // self.hop
+        return self.proj(x[:, : frames * self.hop].reshape(len(x), frames, self.hop)), lengths // self.hop
+
+
+class VideoEncoder(nn.Module):
+    output_size, frame_rate = 12, 25
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(16, self.output_size)
+        self.calls = 0
+
+    def forward(self, x, lengths):
+        self.calls += 1
+        return self.proj(x.flatten(2)), lengths
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+def build(adapter=None, audio=True, video=True, **kwargs) -> AVSRModel:
+    llm = FrozenLLM(*make_tiny_llm(TEXTS, initializer_range=0.3))
+    kwargs = {"audio_rates": (2, 4), "video_rates": (1, 3), **kwargs}
+    return AVSRModel(llm, AudioEncoder() if audio else None, VideoEncoder() if video else None, adapter=adapter, **kwargs)
+
+
+def inputs():
+    gen = torch.Generator().manual_seed(2)
+    return {
+        "audio": torch.randn(2, 3200, generator=gen),
+        "audio_lengths": torch.tensor([3200, 1900]),  # 10 and 5 frames
+        "video": torch.randn(2, 5, 4, 4, generator=gen),
+        "video_lengths": torch.tensor([5, 2]),
+    }
+
+
+def test_loss_averages_pairs_plus_balance_and_encoders_run_once():
+    model = build(MoMESpec(experts=4, top_k=2, bottleneck=3))
+    assert model.rate_pairs == [(2, 1), (2, 3), (4, 1), (4, 3)]
+    out = model(TEXTS, **inputs())
+    assert model.encoders["audio"].calls == 1 and model.encoders["video"].calls == 1
+    assert set(out.pair_losses) == set(model.rate_pairs)
+    ce = sum(out.pair_losses.values()) / 4
+    assert torch.allclose(out.ce_loss, ce) and torch.allclose(out.loss, ce + 0.01 * out.balance_loss)
+    assert 0.0 < out.balance_loss.item() <= 4.0  # E * sum_e f_e P_e is at most E (= k when balanced)
+    # each pair's loss is that pair's own prompt: (4, 3) alone gives the same number
+    single = build(MoMESpec(experts=4, top_k=2, bottleneck=3), rate_pairs=[(4, 3)])
+    single.load_state_dict(model.state_dict())
+    assert torch.allclose(single(TEXTS, **inputs()).ce_loss, out.pair_losses[(4, 3)], atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", [MoMESpec(experts=4, top_k=2, bottleneck=3), LoRASpec("mtsk-mss", reduction=8)])
+def test_gradients_reach_only_trainable_parts(spec):
+    model = build(spec)
+    model.train()
+    model(TEXTS, **inputs()).loss.backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    for name, p in model.named_parameters():
+        frozen = name.startswith("encoders.") or (name.startswith("llm.model.") and "lora_" not in name)
+        assert (name in trainable) != frozen, name
+        assert (p.grad is None) == frozen, name
+    for rate in ("2", "4"):
+        assert model.projectors["audio"].projectors[rate][0].weight.grad.abs().sum() > 0
+    for rate in ("1", "3"):
+        assert model.projectors["video"].projectors[rate][0].weight.grad.abs().sum() > 0
+    assert model.llm.markers.weight.grad[:4].abs().sum(1).gt(0).all()  # the four modality markers
+
+
+def test_decode_every_pair_and_zero_init_equivalence():
+    model = build(MoMESpec(experts=4, top_k=2, bottleneck=3)).eval()
+    x = inputs()
+    kwargs = dict(audio_lengths=x["audio_lengths"], video_lengths=x["video_lengths"], max_new_tokens=5)
+    with_mome = {}
+    for pair in model.rate_pairs:
+        with_mome[pair] = model.decode(x["audio"], x["video"], rates=pair, **kwargs)
+        assert len(with_mome[pair]) == 2 and all(isinstance(t, str) for t in with_mome[pair])
+        assert len(model.decode(x["audio"], x["video"], rates=pair, beam=3, **kwargs)) == 2
+    assert len({tuple(v) for v in with_mome.values()}) > 1  # the rate pair matters
+    with torch.no_grad():
+        logits = model.llm(model.prompt(model.encode(**x), (2, 1), model.llm.tokenize(TEXTS))).logits
+    model.adapter.detach()  # the bare frozen LLM with the same projectors
+    for pair in model.rate_pairs:
+        assert model.decode(x["audio"], x["video"], rates=pair, **kwargs) == with_mome[pair]
+    with torch.no_grad():
+        assert torch.equal(model.llm(model.prompt(model.encode(**x), (2, 1), model.llm.tokenize(TEXTS))).logits, logits)
+
+
+def test_ragged_batch_decodes_like_single_utterances():
+    model = build().eval()
+    x = inputs()
+    batch = model.decode(x["audio"], x["video"], rates=(2, 3), audio_lengths=x["audio_lengths"], video_lengths=x["video_lengths"], max_new_tokens=6)
+    for i in range(2):
+        a = x["audio"][i : i + 1, : x["audio_lengths"][i]]
+        v = x["video"][i : i + 1, : x["video_lengths"][i]]
+        assert model.decode(a, v, rates=(2, 3), max_new_tokens=6) == [batch[i]]
+
+
+def test_asr_and_vsr_models():
+    x = inputs()
+    asr = build(MoMESpec(experts=3, top_k=1, bottleneck=2), video=False)
+    assert asr.rate_pairs == [(2, None), (4, None)]
+    assert torch.isfinite(asr(TEXTS, audio=x["audio"], audio_lengths=x["audio_lengths"]).loss)
+    assert len(asr.decode(x["audio"], rates=4, max_new_tokens=3)) == 2
+    vsr = build(LoRASpec("mtsk-ss", reduction=8), audio=False, pooling="stack")
+    assert vsr.rate_pairs == [(None, 1), (None, 3)]
+    assert vsr.projectors["video"].projectors["3"][0].in_features == 36
+    assert torch.isfinite(vsr(TEXTS, video=x["video"], video_lengths=x["video_lengths"]).loss)
+    assert len(vsr.decode(video=x["video"], rates=(None, 3), max_new_tokens=3)) == 2
+    with pytest.raises(ValueError, match="no audio encoder"):
+        vsr.decode(x["audio"], x["video"], rates=(4, 3))
+
+
+def test_bad_inputs_give_clear_errors():
+    model = build(MoMESpec(experts=4, top_k=2, bottleneck=3), rate_pairs=[(2, 1), (4, 3)])
+    x = inputs()
+    with pytest.raises(ValueError, match=r"audio rate 8 .*allowed audio rates: \[2, 4\]"):
+        model.decode(x["audio"], x["video"], rates=(8, 1))
+    with pytest.raises(ValueError, match=r"video rate 5 .*allowed video rates: \[1, 3\]"):
+        model.decode(x["audio"], x["video"], rates=(2, 5))
+    with pytest.raises(ValueError, match=r"rate pair \(2, 3\) was not built .*\[\(2, 1\), \(4, 3\)\]"):
+        model.decode(x["audio"], x["video"], rates=(2, 3))
+    with pytest.raises(ValueError, match="audio and video batch sizes differ: audio 2, video 1"):
+        model.decode(x["audio"], x["video"][:1], rates=(2, 1))
+    with pytest.raises(ValueError, match="no video input"):
+        model(TEXTS, audio=x["audio"])
+    with pytest.raises(ValueError, match="1 transcripts for a batch of 2"):
+        model(TEXTS[:1], **x)
+    with pytest.raises(ValueError, match=r"top-k 5 is not in 1..4"):
+        build(MoMESpec(experts=4, top_k=5))
+    with pytest.raises(ValueError, match="needs an audio encoder, a video encoder or both"):
+        build(audio=False, video=False)
+    with pytest.raises(ValueError, match=r"rate pairs repeat"):
+        build(rate_pairs=[(2, 1), (2, 1)])
