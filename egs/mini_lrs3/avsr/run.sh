@@ -25,7 +25,7 @@ done
 
 case "$MINI_LRS3_SIZE" in  # validation clips held out of trainval (700 in the default size, 4 in tiny)
   tiny) val_count=2 ;;
-  *) val_count=100 ;;
+  *) val_count=200 ;;     # 2,000 train clips -> 1,800 train + 200 validation
 esac
 
 if ((stage <= 0 && 0 <= stop_stage)); then
