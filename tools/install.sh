@@ -47,6 +47,7 @@ else
   # torchaudio: ESPnet imports it at module level; only its pure-Python part is used.
   log "ESPnet and dependencies"
   "${pip[@]}" --no-deps espnet==202511 "torchaudio==2.11.*"
+  log "(pip may report that espnet wants setuptools<74 and ci_sdr: expected, see above)"
   "${pip[@]}" -r "$tools_dir/requirements.txt"
   # PyPI's torchaudio is a CUDA build for another torch: its compiled kernels cannot load next to
   # a CPU torch and make `import torchaudio` fail. Without them torchaudio falls back to its

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from mome.progress import progress
 
 from mome.data import kaldi
 from mome.data.landmarks import LandmarkError, read_landmarks
@@ -206,7 +206,7 @@ def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1
     recordings = list(by_recording)[job - 1 :: njobs]
     total = Outcome([], [], [])
     bar = dict(desc=f"extract {data_dir.name} {job}/{njobs}", unit="rec", file=sys.stderr, mininterval=10)
-    for rec in tqdm(recordings, **bar):
+    for rec in progress(recordings, **bar):
         if rec not in videos:
             total.skipped += [(u.utt, "no-video: recording not in video.scp") for u in by_recording[rec]]
             continue

@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from mome.progress import progress
 
 from mome.data.kaldi import read_table
 from mome.data.media import read_wav, write_wav
@@ -97,7 +97,7 @@ def make_noisy_copies(
         out_dir, wav_dir = data_dir.parent / name, dump_root / name / "wav"
         copy_data_dir(data_dir, out_dir, skip={"wav.scp"})
         lines = []
-        for utt, path in tqdm(utts, desc=name, unit="utt", file=sys.stderr, mininterval=10):
+        for utt, path in progress(utts, desc=name, unit="utt"):
             target = (wav_dir / f"{utt}.wav").resolve()
             if not target.is_file():
                 write_wav(target, mix(read_wav(path, sample_rate), noise, snr, utt), sample_rate)

@@ -27,7 +27,7 @@ from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
-from tqdm import tqdm
+from mome.progress import progress
 
 from mome.data.kaldi import PER_RECORDING, PER_UTT, SKIPPED, append_skipped, write_data_dir
 from mome.data.lrs import LRSFormatError, cut_at_word_boundaries, normalize_text, read_lrs_txt
@@ -182,9 +182,9 @@ def _process_all(clips: Sequence[Clip], desc: str, nj: int, **kwargs) -> list[Cl
     work = partial(process_clip, **kwargs)
     bar = dict(total=len(clips), desc=desc, unit="clip", mininterval=2.0, dynamic_ncols=True)
     if nj <= 1 or len(clips) < 2:
-        return [work(c) for c in tqdm(clips, **bar)]
+        return [work(c) for c in progress(clips, **bar)]
     with Pool(nj) as pool:
-        return list(tqdm(pool.imap(work, clips, chunksize=8), **bar))
+        return list(progress(pool.imap(work, clips, chunksize=8), **bar))
 
 
 def write_set(out_dir: Path, results: Iterable[ClipResult]) -> SetSummary:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
+from mome.progress import progress as progress_bar
 
 from mome.data.landmarks import write_landmarks
 from mome.data.lrs import Frame, Transcript, Word, read_lrs_txt, write_lrs_txt
@@ -325,7 +325,7 @@ def generate(out: str | Path, size: str = "default", seed: int = 0, nj: int | No
             seconds[clip.name] = duration
         bar.update()
 
-    with tqdm(total=len(tasks), desc="mini_lrs3", unit="clip", dynamic_ncols=True, disable=not progress) as bar:
+    with progress_bar(total=len(tasks), desc="mini_lrs3", unit="clip", disable=not progress) as bar:
         if jobs <= 1:
             for result in map(_work, tasks):
                 collect(result)
