@@ -16,7 +16,7 @@ die() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) error: $*" >&2; exit 1; }
 SECONDS=0
 
 stage=1            # first stage to run
-stop_stage=100     # last stage to run
+stop_stage=2       # last stage to run (stages 3-5 are not built yet)
 nj=4               # parallel jobs (stage 1 reads media headers, stage 2 extraction shards)
 cpu_cmd="utils/run_jobs.sh --backend local"  # job runner for CPU jobs (cmd.sh)
 gpu_cmd="utils/run_jobs.sh --backend local"  # job runner for GPU jobs (cmd.sh)
