@@ -10,6 +10,7 @@ setup(
         "console_scripts": [
             "mome-params = mome.bin.params:main",
             "mome-flops = mome.bin.flops:main",
+            "mome-transcribe = mome.bin.transcribe:main",
         ]
     },
 )

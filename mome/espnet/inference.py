@@ -1,0 +1,181 @@
+"""Elastic decoding: one trained model, any of its trained (audio rate, video rate) pairs.
+
+ESPnet's own ``asr_inference`` builds its ASR task; this module builds ours: the model from an experiment
+directory's ``config.yaml`` and a checkpoint, the data through ESPnet's dataset with the task's evaluation
+preprocessing (centre crop, no augmentation), batched beam search with Hugging Face ``generate`` (greedy
+for beam 1, KV cache, never sampling), and a Kaldi ``text`` of hypotheses.
+
+Rates are written ``A,V``; 0 stands for an absent modality (``4,0``: an audio-only model at rate 4).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from pathlib import Path
+
+import torch
+import yaml
+
+from mome.espnet.model import AVSRESPnetModel, pair_name
+from mome.espnet.preprocess import AUDIO, VIDEO
+from mome.espnet.readers import check_sample_rate
+from mome.espnet.task import AVSRTask
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "valid.loss.ave.pth"
+DATA_FILES = {AUDIO: ("wav.scp", "sound"), VIDEO: ("roi.scp", "roi")}
+
+
+def resolve_checkpoint(exp_dir: Path, checkpoint: str | Path | None) -> Path:
+    """A checkpoint path as given, or relative to the experiment directory; a clear error if neither exists."""
+    checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
+    for candidate in (checkpoint, exp_dir / checkpoint):
+        if candidate.is_file():
+            return candidate
+    found = sorted(p.name for p in exp_dir.glob("*.pth")) if exp_dir.is_dir() else []
+    raise FileNotFoundError(
+        f"checkpoint {exp_dir / checkpoint} does not exist"
+        + (f"; checkpoints in {exp_dir}: {', '.join(found)}" if found else f" (no *.pth in {exp_dir}: was the model trained?)")
+    )
+
+
+def load_model(exp_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> tuple[AVSRESPnetModel, argparse.Namespace]:
+    """The model of ``exp_dir/config.yaml`` with the weights of ``checkpoint`` (default: the averaged
+    best ``valid.loss.ave.pth``), in eval mode."""
+    exp_dir = Path(exp_dir)
+    config = exp_dir / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"training config {config} does not exist (is {exp_dir} a training output directory?)")
+    checkpoint = resolve_checkpoint(exp_dir, checkpoint)
+    with open(config, encoding="utf-8") as f:
+        args = argparse.Namespace(**yaml.safe_load(f))
+    model = AVSRTask.build_model(args)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{checkpoint} does not fit the model of {config}: {e}") from None
+    log.info("loaded %s with %s", config, checkpoint)
+    return model.to(device).eval(), args
+
+
+def parse_rates(text: str) -> tuple[int | None, int | None]:
+    """``"4,2"`` -> (4, 2); ``"4,0"`` -> (4, None)."""
+    try:
+        audio, video = (int(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"rates must be 'A,V' (audio rate, video rate; 0 for an absent modality), got {text!r}") from None
+    if audio < 0 or video < 0:
+        raise ValueError(f"rates must not be negative, got {text!r}")
+    return audio or None, video or None
+
+
+def format_pair(pair) -> str:
+    return f"{pair[0] or 0},{pair[1] or 0}"
+
+
+def check_pair(model: AVSRESPnetModel, pair) -> tuple[int | None, int | None]:
+    """The pair if the model was trained at it; else an error naming the trained pairs."""
+    trained = model.avsr.rate_pairs
+    if tuple(pair) not in trained:
+        raise ValueError(
+            f"rate pair {format_pair(pair)} was not trained into this model; trained pairs (audio,video): "
+            + " ".join(format_pair(p) for p in trained)
+        )
+    return tuple(pair)
+
+
+def decode_dir_name(data_dir: str | Path, pair) -> str:
+    """``decode_<test set>_ra<a>_rv<v>``, the layout scoring reads."""
+    return f"decode_{Path(data_dir).name}_{pair_name(pair)}"
+
+
+def _dataset(model: AVSRESPnetModel, args: argparse.Namespace, data_dir: Path):
+    from espnet2.train.dataset import ESPnetDataset
+
+    entries = []
+    for modality in model.avsr.modalities:
+        name, kind = DATA_FILES[modality]
+        path = data_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the model's {modality} encoder needs it")
+        if kind == "sound":
+            check_sample_rate(path)
+        entries.append((str(path), modality, kind))
+    return ESPnetDataset(entries, preprocess=AVSRTask.build_preprocess_fn(args, train=False))
+
+
+def _length_sorted_batches(dataset, data_dir: Path, batch_size: int) -> list[list[str]]:
+    keys = list(dataset)
+    utt2dur = data_dir / "utt2dur"
+    if utt2dur.is_file():  # similar lengths in a batch: less left padding to compute
+        with open(utt2dur, encoding="utf-8") as f:
+            seconds = {u: float(d) for u, d in (line.split()[:2] for line in f if line.strip())}
+        keys.sort(key=lambda k: -seconds.get(k, 0.0))
+    return [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+
+
+def decode_data_dir(
+    model: AVSRESPnetModel,
+    args: argparse.Namespace,
+    data_dir: str | Path,
+    pairs,
+    beam_size: int = 1,
+    max_new_tokens: int = 32,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    dtype: str = "float32",
+) -> dict[tuple, dict[str, str]]:
+    """Hypotheses ``{pair: {utt: text}}`` for every utterance of ``data_dir`` at each rate pair
+    (each batch is read and encoded once, then decoded at every pair)."""
+    from espnet2.train.collate_fn import CommonCollateFn
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    data_dir = Path(data_dir)
+    pairs = [check_pair(model, p) for p in pairs]
+    dataset = _dataset(model, args, data_dir)
+    batches = _length_sorted_batches(dataset, data_dir, batch_size)
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=CommonCollateFn(), num_workers=num_workers)
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
+    hyps: dict[tuple, dict[str, str]] = {p: {} for p in pairs}
+    with torch.no_grad(), autocast:
+        for utts, batch in tqdm(loader, total=len(batches), desc=f"decoding {data_dir.name}", unit="batch", mininterval=10):
+            inputs = {k: v.to(device) for k, v in batch.items()}
+            features = model.avsr.encode(**inputs)
+            for pair in pairs:
+                texts = generate(model, features, pair, beam_size, max_new_tokens)
+                hyps[pair].update(zip(utts, texts))
+    return hyps
+
+
+def generate(model: AVSRESPnetModel, features, pair, beam_size: int, max_new_tokens: int) -> list[str]:
+    """``AVSRModel.decode`` from already computed encoder features (one encoder pass serves every pair)."""
+    avsr = model.avsr
+    index = avsr.scale_index(pair)
+    prompt = avsr.prompt(features, avsr.rate_pairs[index], None, "left")
+    if avsr.adapter is not None:
+        avsr.adapter.set_scale(index)
+    return avsr.llm.generate(prompt, num_beams=beam_size, max_new_tokens=max_new_tokens)
+
+
+def clean_hypothesis(text: str) -> str:
+    """One line of words: control characters dropped, whitespace runs made single spaces."""
+    return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
+
+
+def write_text(path: str | Path, hyps: dict[str, str]) -> Path:
+    """Kaldi ``text`` (``<utt> <words>``, sorted by utterance id; an empty hypothesis is the bare id), each
+    hypothesis through :func:`clean_hypothesis` (a half-trained model can emit stray byte tokens)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for utt in sorted(hyps):
+            words = clean_hypothesis(hyps[utt])
+            f.write(f"{utt} {words}\n" if words else f"{utt}\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,170 @@
+"""The AVSR task for ESPnet: an ``AbsTask`` whose choices name our encoders, LLM, adapters and compressor.
+
+Importing this module registers everything a plain ESPnet YAML config refers to (the ``roi`` data type
+included), so ``python -m mome.bin.avsr_train --config conf/train_mome.yaml ...`` runs on ESPnet's own
+trainer, data loaders, length-bucketed batch samplers, DDP launcher, checkpointing and model averaging.
+
+    audio_encoder: whisper | small | none        audio_encoder_conf: {path: ...} / {dim: 144, ...}
+    video_encoder: avhubert | small | none       video_encoder_conf: {path: ...} / {config: tiny} / {...}
+    llm: hf | tiny                               llm_conf: {path: ...} / {tokenizer_dir: ..., texts: ...}
+    llm_adapter: mome | lora | mtsk_ms | mtsk_ss | mtsk_mss | none   llm_adapter_conf: {experts: 23, top_k: 4, ...}
+    compressor: matryoshka                       compressor_conf: {audio_rates: [4, 16], video_rates: [2, 5]}
+    preprocessor: avsr                           preprocessor_conf: {noise: ..., snrs: [...], ...}
+    model_conf: {projector_hidden: null, projector_layer_norm: true, balance_weight: 0.01}
+
+Data: ``--*_data_path_and_name_and_type`` with the names ``audio`` (type ``sound``, wav.scp), ``video``
+(type ``roi``, roi.scp) and ``text`` (type ``text``); shape files give the sampler each utterance's length.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from collections.abc import Callable, Collection
+
+import numpy as np
+import torch
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.utils.nested_dict_action import NestedDictAction
+from typeguard import typechecked
+
+from mome.espnet.choices import (
+    COMPRESSOR_CHOICES,
+    LLM_CHOICES,
+    ConfigError,
+    MatryoshkaRates,
+    adapter_choices,
+    build_adapter_spec,
+    build_encoder,
+    encoder_choices,
+    make,
+)
+from mome.espnet.model import AVSRESPnetModel
+from mome.espnet.preprocess import AUDIO, TEXT, VIDEO, AVSRPreprocessor
+from mome.espnet.readers import register_data_types
+from mome.espnet.trainer import AVSRTrainer
+
+log = logging.getLogger(__name__)
+
+register_data_types()
+
+_audio_classes, _video_classes = encoder_choices()
+audio_encoder_choices = ClassChoices("audio_encoder", classes=_audio_classes, type_check=torch.nn.Module, default=None, optional=True)
+video_encoder_choices = ClassChoices("video_encoder", classes=_video_classes, type_check=torch.nn.Module, default=None, optional=True)
+llm_choices = ClassChoices("llm", classes=LLM_CHOICES, default=None, optional=True)
+llm_adapter_choices = ClassChoices("llm_adapter", classes=adapter_choices(), default=None, optional=True)
+compressor_choices = ClassChoices("compressor", classes=COMPRESSOR_CHOICES, default="matryoshka")
+preprocessor_choices = ClassChoices("preprocessor", classes={"avsr": AVSRPreprocessor}, default="avsr")
+
+MODEL_CONF_DEFAULTS = dict(projector_hidden=None, projector_layer_norm=True, balance_weight=0.01)
+
+
+class AVSRTask(AbsTask):
+    num_optimizers = 1
+    trainer = AVSRTrainer
+    class_choices_list = [
+        audio_encoder_choices,
+        video_encoder_choices,
+        llm_choices,
+        llm_adapter_choices,
+        compressor_choices,
+        preprocessor_choices,
+    ]
+
+    @classmethod
+    def get_parser(cls):
+        parser = super().get_parser()
+        # no attention plots (our model has none of ESPnet's attention modules); tensorboard when installed
+        parser.set_defaults(num_att_plot=0, use_tensorboard=importlib.util.find_spec("tensorboard") is not None)
+        return parser
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="AVSR task related")
+        group.add_argument(
+            "--model_conf",
+            action=NestedDictAction,
+            default=dict(MODEL_CONF_DEFAULTS),
+            help="Keyword arguments of the AVSR model: projector_hidden, projector_layer_norm, balance_weight",
+        )
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    @typechecked
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable:
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+
+    @classmethod
+    @typechecked
+    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Callable | None:
+        tokenizer = cls.llm_spec(args).load_tokenizer()
+        conf = dict(getattr(args, "preprocessor_conf", None) or {})
+        preprocessor_class = preprocessor_choices.get_class(getattr(args, "preprocessor", "avsr") or "avsr")
+        return make(preprocessor_class, "preprocessor", conf, train=train, tokenizer=tokenizer)
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
+        return () if inference else (TEXT,)
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
+        return (AUDIO, VIDEO, TEXT) if inference else (AUDIO, VIDEO)
+
+    # -- model ------------------------------------------------------------------------------------------
+    @staticmethod
+    def llm_spec(args: argparse.Namespace):
+        if getattr(args, "llm", None) is None:
+            raise ConfigError(f"llm: name the LLM, one of {sorted(LLM_CHOICES)} (with its llm_conf)")
+        return make(llm_choices.get_class(args.llm), "llm", getattr(args, "llm_conf", None))
+
+    @classmethod
+    @typechecked
+    def build_model(cls, args: argparse.Namespace) -> AVSRESPnetModel:
+        from mome.models.avsr import AVSRModel
+
+        llm_spec = cls.llm_spec(args)
+        encoders, external = {}, ["llm.model"] if llm_spec.pretrained else []
+        for modality in (AUDIO, VIDEO):
+            kind = getattr(args, f"{modality}_encoder", None)
+            if kind is None:
+                continue
+            conf = getattr(args, f"{modality}_encoder_conf", None) or {}
+            encoder = build_encoder(modality, kind, conf)
+            encoders[modality] = encoder
+            if conf.get("path") is not None and not any(p.requires_grad for p in encoder.parameters()):
+                external.append(f"encoders.{modality}")
+        if not encoders:
+            raise ConfigError("audio_encoder and video_encoder are both none: the model needs at least one")
+        compressor = make(MatryoshkaRates, "compressor", getattr(args, "compressor_conf", None))
+        model_conf = {**MODEL_CONF_DEFAULTS, **(getattr(args, "model_conf", None) or {})}
+        unknown = set(model_conf) - set(MODEL_CONF_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"model_conf: unknown key(s) {sorted(unknown)}; allowed: {sorted(MODEL_CONF_DEFAULTS)}")
+        adapter = build_adapter_spec(getattr(args, "llm_adapter", None), getattr(args, "llm_adapter_conf", None))
+        llm = llm_spec.build()
+        try:
+            avsr = AVSRModel(
+                llm,
+                audio_encoder=encoders.get(AUDIO),
+                video_encoder=encoders.get(VIDEO),
+                audio_rates=[int(r) for r in compressor.audio_rates],
+                video_rates=[int(r) for r in compressor.video_rates],
+                rate_pairs=compressor.pairs(),
+                pooling=compressor.pooling,
+                adapter=adapter,
+                freeze_encoders=False,  # each encoder's own ``frozen`` flag decides
+                **model_conf,
+            )
+        except ValueError as e:
+            raise ConfigError(f"cannot build the AVSR model from this config: {e}") from None
+        model = AVSRESPnetModel(avsr, external)
+        log.info(
+            "AVSR model: rate pairs %s; %d trainable parameters; %d frozen weights left out of checkpoints",
+            model.avsr.rate_pairs,
+            sum(p.numel() for p in model.parameters() if p.requires_grad),
+            len(model.external_keys),
+        )
+        return model
