@@ -55,11 +55,29 @@ def check_stage_outputs(recipe: Path) -> dict[str, int]:
     return counts
 
 
-def test_mini_recipe_stages_0_to_2_tiny(tmp_path):
+def check_results(recipe: Path, n_test: int) -> str:
+    """Stages 3-5: a model, a decoding per trained rate pair and test condition, each scored, and RESULTS.md."""
+    exp = recipe / "exp" / "mome"
+    assert (exp / "valid.loss.ave.pth").is_file() or any(exp.glob("*.pth"))
+    pairs = ("ra4_rv2", "ra4_rv5", "ra16_rv2", "ra16_rv5")
+    for name in SETS[2:]:
+        for pair in pairs:
+            d = exp / f"decode_{name}_{pair}"
+            assert set(read_table(d / "text")) == set(read_table(recipe / "data" / name / "text")), d
+            assert "Sum/Avg" in (d / "score" / "result.txt").read_text()
+    results = (recipe / "exp" / "RESULTS.md").read_text()
+    assert "| model | (4,2) | (4,5) | (16,2) | (16,5) |" in results
+    assert results.count("| mome |") == 7 and f"utterances: {n_test}," in results  # clean + 6 SNRs
+    return results
+
+
+def test_mini_recipe_stages_0_to_5_tiny(tmp_path):
+    """The whole recipe on the 20-clip corpus, training only a few steps: every stage runs and writes its outputs."""
     recipe, corpus = recipe_copy(tmp_path), tmp_path / "corpus"
-    r = run_recipe(recipe, corpus, "tiny", "--stop_stage", "2", timeout=300)
-    assert "stage 2: done" in r.stdout or "stage 2" in r.stdout
+    run_recipe(recipe, corpus, "tiny", "--train_args", "--max_epoch 1 --num_iters_per_epoch 2",
+               "--decode_args", "--beam_size 2 --max_new_tokens 8", timeout=600)  # fmt: skip
     counts = check_stage_outputs(recipe)
+    check_results(recipe, counts["test"])
     assert counts["val"] == 2 and counts["test"] == 8 and counts["train"] == 10
     assert all(counts[f"test_babble_snr{n}"] == counts["test"] for n in (-5, 0, 5, 10, 15, 20))
 
@@ -71,10 +89,12 @@ def test_mini_recipe_stages_0_to_2_tiny(tmp_path):
 
 
 @pytest.mark.slow
-def test_mini_recipe_stages_0_to_2_default(tmp_path):
+def test_mini_recipe_default(tmp_path):
+    """The README's main job: the default-size corpus through all stages (tens of minutes on 2 CPUs)."""
     recipe, corpus = recipe_copy(tmp_path), tmp_path / "corpus"
-    run_recipe(recipe, corpus, "default", "--stop_stage", "2", timeout=3000)
+    run_recipe(recipe, corpus, "default", timeout=5400)
     counts = check_stage_outputs(recipe)
+    check_results(recipe, counts["test"])
     stats = json.loads((corpus / "stats.json").read_text())
     assert stats["utterances"] == 2200 and stats["vocabulary"] >= 300 and stats["speakers"] >= 20
     assert counts["val"] == 200 and counts["train"] == 1800 and counts["test"] == 200

@@ -149,12 +149,15 @@ def test_real_recipe_fails_on_missing_corpus_path(tmp_path):
     assert not (d / "data").exists()
 
 
-def test_later_stages_are_refused(tmp_path):
+def test_training_stage_needs_extracted_data(tmp_path):
     d = REPO / "egs" / "lrs2" / "avsr"
-    r = sh(["./run.sh", "--stage", "3"], cwd=d)
-    assert r.returncode == 1 and "stage 3: not implemented yet (issue #4)" in r.stderr
+    r = sh(["./run.sh", "--stage", "3", "--datadir", str(tmp_path / "data")], cwd=d)
+    assert r.returncode == 1 and f"{tmp_path}/data/train/roi.scp missing: run stage 2 first" in r.stderr
+    assert not (d / "exp").exists()
+    r = sh(["./run.sh", "--stage", "3", "--train_configs", "conf/nonexistent.yaml"], cwd=d)
+    assert r.returncode == 1 and "training config 'conf/nonexistent.yaml' does not exist" in r.stderr
     r = sh(["./run.sh", "--help"], cwd=d)
-    assert r.returncode == 0 and "--val_count (1200)" in r.stdout
+    assert r.returncode == 0 and "--val_count (1200)" in r.stdout and "--train_configs (conf/train_mome.yaml)" in r.stdout
 
 
 def test_mini_stage0_skips_an_existing_corpus(tmp_path):

@@ -6,9 +6,10 @@
 #   stage 2: audio + mouth ROI    dump/<set>/{wav,roi}, data/<set>/{wav.scp,roi.scp}
 #                                 (python -m mome.bin.extract, sharded over --nj jobs, then --merge)
 #            noisy test copies    data/<test set>_babble_snr<N>  (python -m mome.bin.make_noisy; with --noise)
-#   stage 3: training             (issue #4)
-#   stage 4: decoding             (issue #4)
-#   stage 5: scoring              (issue #4)
+#   stage 3: training             exp/<model>/ per --train_configs (python -m mome.bin.avsr_train, ESPnet's trainer)
+#   stage 4: decoding             exp/<model>/decode_<set>_ra<A>_rv<V>/text at every trained rate pair, every test
+#                                 set and its noisy copies (python -m mome.bin.avsr_inference)
+#   stage 5: scoring              .../score/result.txt (utils/score_sclite.sh), exp/RESULTS.md
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"; }
@@ -16,7 +17,7 @@ die() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) error: $*" >&2; exit 1; }
 SECONDS=0
 
 stage=1            # first stage to run
-stop_stage=2       # last stage to run (stages 3-5 are not built yet)
+stop_stage=100     # last stage to run
 nj=4               # parallel jobs (stage 1 reads media headers, stage 2 extraction shards)
 cpu_cmd="utils/run_jobs.sh --backend local"  # job runner for CPU jobs (cmd.sh)
 gpu_cmd="utils/run_jobs.sh --backend local"  # job runner for GPU jobs (cmd.sh)
@@ -34,10 +35,17 @@ valid_set=val      # validation set
 test_sets=test     # space-separated
 datadir=data       # Kaldi data directories
 dumpdir=dump       # extracted audio and mouth ROIs
+train_configs=conf/train_mome.yaml  # space-separated; each trains exp/<config name without train_>
+decode_config=conf/decode.yaml      # beam size, checkpoint, batch size of stage 4
+expdir=exp         # trained models, decodings, RESULTS.md
+ngpu=0             # GPUs per training job (>1: torch DDP through ESPnet's launcher)
+nproc=1            # CPU only: data-parallel processes per training job (torchrun, gloo back-end)
+train_args=        # more avsr_train options, e.g. "--max_epoch 1"
+decode_args=       # more avsr_inference options, e.g. "--beam_size 1"
 
 help_message="Usage: $0 [options]
 Runs the stages --stage .. --stop_stage (1: data prep, 2: audio + mouth ROI extraction and noisy test
-copies, 3-5: training, decoding, scoring, not implemented yet). Run it from egs/<corpus>/avsr.
+copies, 3: training, 4: decoding at every trained rate pair, 5: scoring). Run it from egs/<corpus>/avsr.
 Options (default):
 $(grep -E '^[a-z_]+=.*#' "${BASH_SOURCE[0]}" | sed -E 's/^([a-z_]+)= /\1="" /; s/^([a-z_]+)=("[^"]*"|[^ ]*) *# */  --\1 (\2) /')"
 
@@ -95,10 +103,69 @@ if runs 2; then
   log "stage 2: done"
 fi
 
-for n in 3 4 5; do
-  if runs $n; then
-    die "stage $n: not implemented yet (issue #4)"
-  fi
+model_name() { local n; n=$(basename "$1" .yaml); echo "${n#train_}"; }
+
+if runs 3; then
+  for config in $train_configs; do
+    [ -f "$config" ] || die "training config '$config' does not exist"
+    model=$(model_name "$config")
+    log "stage 3: training $model ($config) -> $expdir/$model (log: $expdir/$model/train.log)"
+    opts=(--config "$config" --output_dir "$expdir/$model" --resume true)
+    for pair in "train:$train_set" "valid:$valid_set"; do
+      name=${pair%%:*} set=${pair#*:}
+      [ -f "$datadir/$set/roi.scp" ] || die "$datadir/$set/roi.scp missing: run stage 2 first"
+      opts+=(--${name}_data_path_and_name_and_type "$datadir/$set/wav.scp,audio,sound"
+             --${name}_data_path_and_name_and_type "$datadir/$set/roi.scp,video,roi"
+             --${name}_data_path_and_name_and_type "$datadir/$set/text,text,text")
+    done
+    [ -z "$noise" ] || opts+=(--preprocessor_conf "noise=$noise")  # babble augmentation
+    if ((nproc > 1)); then  # CPU data parallel: one process per rank, gloo
+      launcher=(torchrun --nproc_per_node "$nproc" -m mome.bin.avsr_train --ngpu 0 --dist_backend gloo
+                --multiprocessing_distributed false)
+    else
+      launcher=(python -m mome.bin.avsr_train --ngpu "$ngpu")
+      ((ngpu <= 1)) || launcher+=(--multiprocessing_distributed true)
+    fi
+    # shellcheck disable=SC2086  # train_args: extra options, split on purpose
+    $gpu_cmd "$expdir/$model/train.log" "${launcher[@]}" "${opts[@]}" $train_args
+  done
+  log "stage 3: done"
+fi
+
+# every test set and its noisy copies made by stage 2
+decode_sets=()
+for set in $test_sets; do
+  decode_sets+=("$set")
+  for d in "$datadir/${set}"_babble_snr*; do [ -d "$d" ] && decode_sets+=("${d##*/}"); done
 done
+
+if runs 4; then
+  for config in $train_configs; do
+    model=$(model_name "$config")
+    [ -d "$expdir/$model" ] || die "$expdir/$model does not exist: run stage 3 first"
+    log "stage 4: decoding ${decode_sets[*]} with $model at every trained rate pair (log: $expdir/$model/decode.log)"
+    # shellcheck disable=SC2086
+    $gpu_cmd "$expdir/$model/decode.log" python -m mome.bin.avsr_inference --config "$decode_config" \
+      --model_dir "$expdir/$model" --data_dir "${decode_sets[@]/#/$datadir/}" $decode_args
+  done
+  log "stage 4: done"
+fi
+
+if runs 5; then
+  log "stage 5: scoring"
+  for config in $train_configs; do
+    model=$(model_name "$config")
+    for d in "$expdir/$model"/decode_*_ra*_rv*; do
+      [ -f "$d/text" ] || continue
+      set=${d##*/decode_}
+      set=${set%_ra*_rv*}
+      echo -n "$model ${d##*/decode_}: "
+      utils/score_sclite.sh "$datadir/$set/text" "$d/text" "$d/score"
+    done
+  done
+  python -m mome.bin.make_results "$expdir" --out "$expdir/RESULTS.md"
+  cat "$expdir/RESULTS.md"
+  log "stage 5: done ($expdir/RESULTS.md)"
+fi
 
 log "finished stages $stage..$((stop_stage < 5 ? stop_stage : 5)) in ${SECONDS} s"

@@ -9,3 +9,6 @@ fi
 export PATH="$MAIN_ROOT/utils:$PATH"
 export LC_ALL=C
 export PYTHONUNBUFFERED=1
+# one BLAS thread per process: on a small shared machine more threads make torch much slower; jobs
+# parallelise across processes (--nj, --nproc) instead. Set OMP_NUM_THREADS yourself to override.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
