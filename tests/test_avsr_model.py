@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from mome.models.avsr import AVSRModel
+from mome.models.avsr import MODALITIES, AVSRModel
 from mome.models.llm import FrozenLLM
 from mome.models.lora import LoRASpec
 from mome.models.mome import MoMESpec
@@ -162,3 +162,79 @@ def test_bad_inputs_give_clear_errors():
         build(audio=False, video=False)
     with pytest.raises(ValueError, match=r"rate pairs repeat"):
         build(rate_pairs=[(2, 1), (2, 1)])
+
+
+def count_calls(modules) -> dict:
+    calls = {name: 0 for name in modules}
+    for name, module in modules.items():
+        module.register_forward_hook(lambda *a, name=name: calls.__setitem__(name, calls[name] + 1))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        MoMESpec(experts=4, top_k=2, bottleneck=3),
+        MoMESpec(experts=4, top_k=[1, 2, 3, 2], bottleneck=3, router_per_scale=True),  # per-row k and routers
+        None,
+    ],
+)
+def test_all_pairs_in_one_llm_pass_equal_one_pass_per_pair(spec):
+    one = build(spec, pairs_per_forward=1)
+    for layer in one.adapter.layers if spec is not None else []:  # non-zero experts: routing matters
+        torch.nn.init.normal_(layer.experts.up_weight, std=0.5)
+    shared = build(spec, pairs_per_forward="all")
+    shared.load_state_dict(one.state_dict())
+    assert one.pair_groups() == [[0], [1], [2], [3]] and shared.pair_groups() == [[0, 1, 2, 3]]
+    outputs = {}
+    for name, model in (("one", one), ("all", shared)):
+        projectors = {f"{m}{r}": p for m in MODALITIES for r, p in model.projectors[m].projectors.items()}
+        calls = count_calls({**projectors, "llm": model.llm.hf})
+        model.train()
+        out = model(TEXTS, **inputs())
+        out.loss.backward()
+        # each (modality, rate) is projected once per batch; the LLM runs once per pass
+        assert calls == {"audio2": 1, "audio4": 1, "video1": 1, "video3": 1, "llm": 4 if name == "one" else 1}
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        outputs[name] = (out, grads)
+    (a, grads_a), (b, grads_b) = outputs["one"], outputs["all"]
+    assert torch.allclose(a.loss, b.loss, atol=1e-5) and torch.allclose(a.ce_loss, b.ce_loss, atol=1e-5)
+    for pair in one.rate_pairs:
+        assert torch.allclose(a.pair_losses[pair], b.pair_losses[pair], atol=1e-5), pair
+    assert len({round(v.item(), 4) for v in a.pair_losses.values()}) == 4  # the pairs really differ
+    if spec is not None:
+        assert torch.allclose(a.balance_loss, b.balance_loss, atol=1e-5)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) > 0
+    for name in grads_a:
+        assert torch.allclose(grads_a[name], grads_b[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_per_scale_lora_runs_one_pass_per_pair():
+    model = build(LoRASpec("mtsk-ss", reduction=8), pairs_per_forward="all")
+    assert model.pair_groups() == [[0], [1], [2], [3]]  # peft cannot switch adapters per row
+    calls = count_calls({"llm": model.llm.hf})
+    assert torch.isfinite(model(TEXTS, **inputs()).loss) and calls["llm"] == 4
+    assert build(rate_pairs=[(2, 1), (4, 3)], pairs_per_forward=3).pair_groups() == [[0, 1]]
+    with pytest.raises(ValueError, match="pairs_per_forward must be 'all' or a positive integer, got 0"):
+        build(pairs_per_forward=0)
+    with pytest.raises(ValueError, match="runs one scale per forward pass"):
+        model.adapter.set_scale(torch.tensor([0, 1]))
+
+
+def test_precomputed_features_skip_the_encoders_and_give_the_same_loss():
+    model = build(MoMESpec(experts=4, top_k=2, bottleneck=3))
+    x = inputs()
+    with torch.no_grad():
+        online = model(TEXTS, **x)
+        encoded = model.encode(**x)
+    calls = count_calls(dict(model.encoders))
+    with torch.no_grad():
+        offline = model(TEXTS, features=encoded)
+        mixed = model(TEXTS, audio=x["audio"], audio_lengths=x["audio_lengths"], features={"video": encoded["video"]})
+    assert calls == {"audio": 1, "video": 0}
+    assert torch.equal(online.loss, offline.loss) and torch.equal(online.loss, mixed.loss)
+    assert model.decode_from_features(encoded, (4, 3), max_new_tokens=4) == model.decode(rates=(4, 3), max_new_tokens=4, **x)
+    with pytest.raises(ValueError, match=r"precomputed audio features must be \(batch, frames, 16\)"):
+        model(TEXTS, video=x["video"], features={"audio": (torch.zeros(2, 5, 7), None)})
+    with pytest.raises(ValueError, match="both raw video input and precomputed video features"):
+        model(TEXTS, **x, features={"video": encoded["video"]})

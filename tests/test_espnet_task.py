@@ -16,9 +16,10 @@ import yaml
 from espnet_fixtures import data_options, make_data_dir, make_pretrained, write_config
 from mome.bin import avsr_train
 from mome.espnet.choices import ConfigError
-from mome.espnet.preprocess import AVSRPreprocessor, crop, time_mask, tokenize_transcript
+from mome.espnet.preprocess import AVSRPreprocessor, crop, time_mask
 from mome.espnet.shapes import write_shape_file
 from mome.espnet.task import AVSRTask
+from mome.models.llm import tokenize_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,9 +182,9 @@ def test_preprocessor_tokenises_crops_normalises_and_adds_noise_at_the_snr(data)
 
     spec = TinyLLM(tokenizer_dir=str(root / "tokenizer"), texts=str(train_dir / "text"), vocab_size=300, hidden_size=32)
     tokenizer = spec.load_tokenizer()
-    ids = tokenize_transcript(tokenizer, "The Cat SAT")
+    ids = AVSRPreprocessor(train=True, tokenizer=tokenizer).text("The Cat SAT")
     assert ids.dtype == np.int64 and tokenizer.decode(ids.tolist()) == " the cat sat"
-    assert ids.tolist() == spec.build().tokenize(["The Cat SAT"])[0].tolist()  # as the model tokenises
+    assert ids.tolist() == tokenize_transcript(tokenizer, "The Cat SAT") == spec.build().tokenize(["The Cat SAT"])[0].tolist()
 
     frames = np.zeros((3, 96, 96), np.uint8)
     frames[:, 4:92, 4:92] = 255  # the centre 88x88 is white, the 4-pixel border black

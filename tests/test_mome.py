@@ -180,3 +180,26 @@ def test_every_expert_gets_a_gradient_even_unrouted():
     assert all(up_grad[e] == 0 for e in range(64) if e not in chosen)  # ... and learns nothing from the CE
     assert up_grad.sum() > 0 and layer.shared.up_weight.grad.abs().sum() > 0
     assert layer.routers[0].weight.grad.abs().sum() > 0  # from the balance loss
+
+
+def test_one_scale_per_row_equals_each_row_at_its_own_scale():
+    spec = MoMESpec(experts=5, top_k=[1, 3, 2], shared_experts=1, bottleneck=3, router_per_scale=True)
+    layer = MoMELayer(8, spec, 3, RoutingState())
+    torch.nn.init.normal_(layer.experts.up_weight)
+    x = torch.randn(3, 4, 8)
+    layer.state.scale, layer.state.recording = torch.tensor([2, 0, 1]), True
+    mixed = layer(x)
+    record = layer.state.records[-1]
+    assert record.chosen.shape == (3, 4, 3)  # slots for the largest k; a row's extra slots are -1
+    assert (record.chosen[0, :, 2:] == -1).all() and (record.chosen[1, :, 1:] == -1).all() and (record.chosen[2] >= 0).all()
+    for row, scale in enumerate([2, 0, 1]):
+        layer.state.scale = scale
+        assert torch.allclose(mixed[row], layer(x[row : row + 1])[0], atol=1e-6)
+        alone = layer.state.records[-1]
+        assert torch.equal(alone.chosen[0], record.chosen[row, :, : spec.top_k[scale]])
+        # the balance loss of a row group ignores the empty slots: the same as the row routed alone
+        assert torch.allclose(balance_loss([RouterRecord(record.logits[row], record.chosen[row])], None, 5),
+                              balance_loss([alone], None, 5), atol=1e-6)
+    layer.state.scale = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"2 per-row scale indices for an input of shape \(3, 4\)"):
+        layer(x)

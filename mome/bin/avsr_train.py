@@ -7,8 +7,11 @@
         --valid_data_path_and_name_and_type data/val/wav.scp,audio,sound  (... roi, text likewise) \\
         --ngpu 1 --resume true
 
-Every ESPnet training option works (``--print_config`` lists them). Data of a modality the config has
-no encoder for (roi.scp for an audio-only model) is left out, so one command line serves every config.
+Every ESPnet training option works (``--print_config`` lists them). The config picks the data: raw
+inputs of a modality the config has no encoder for (roi.scp for an audio-only model) are left out, and so
+are the raw inputs of a modality that ``model_conf precomputed_features`` takes from dumped features
+(``dump/features/<set>/audio_feats.scp,audio_feats,kaldi_ark``, written by ``python -m mome.bin.dump_features``),
+or those features when the config encodes online; so one command line serves every config.
 Without ``--train_shape_file`` / ``--valid_shape_file`` the shape files are written from the data
 directories' utt2dur into ``<output_dir>/shape/{train,valid}.shape`` (video frames, ``batch_type: length``).
 Multi-GPU: ``--ngpu N --multiprocessing_distributed true``; CPU data-parallel:
@@ -22,26 +25,42 @@ from pathlib import Path
 
 from mome.espnet.readers import check_sample_rate
 from mome.espnet.shapes import shape_files_for
-from mome.espnet.task import AVSRTask
+from mome.espnet.task import AVSRTask, precomputed_modalities
+
+log = logging.getLogger(__name__)
 
 
-def drop_unused_modalities(args) -> None:
-    """Leave out audio / video data the config has no encoder for (the recipe passes both to every model)."""
-    unused = {m for m in ("audio", "video") if getattr(args, f"{m}_encoder", None) is None}
+def select_data(args) -> None:
+    """Keep the inputs the config uses: for each modality with an encoder, its raw data (``audio`` /
+    ``video``) when encoded online, its dumped features (``audio_feats`` / ``video_feats``) when
+    ``model_conf precomputed_features`` names it; nothing of a modality without an encoder. The recipe may
+    pass all of them to every model."""
+    precomputed = set(precomputed_modalities(args))
+    wanted = set()
+    for modality in ("audio", "video"):
+        if getattr(args, f"{modality}_encoder", None) is not None:
+            wanted.add(f"{modality}_feats" if modality in precomputed else modality)
+    inputs = {"audio", "video", "audio_feats", "video_feats"}
     for mode in ("train", "valid"):
         key = f"{mode}_data_path_and_name_and_type"
         entries = getattr(args, key)
-        kept = [e for e in entries if e[1] not in unused]
+        kept = [e for e in entries if e[1] not in inputs or e[1] in wanted]
         if len(kept) != len(entries):
-            logging.getLogger(__name__).info("%s: leaving out %s (no encoder for it)", key, [e[0] for e in entries if e[1] in unused])
+            log.info("%s: leaving out %s (not an input of this config)", key, [e[0] for e in entries if e not in kept])
             setattr(args, key, kept)
+        missing = sorted(wanted - {e[1] for e in kept})
+        if entries and missing:
+            hint = " (write them with python -m mome.bin.dump_features)" if any(m.endswith("_feats") for m in missing) else ""
+            raise SystemExit(
+                f"avsr_train: error: the config needs the input(s) {missing} but no --{key} names them{hint}"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = AVSRTask.get_parser()
     args = parser.parse_args(argv)
     if not args.print_config and args.output_dir is not None:
-        drop_unused_modalities(args)
+        select_data(args)
         for mode in ("train", "valid"):
             data = getattr(args, f"{mode}_data_path_and_name_and_type")
             for path, _, kind in data:

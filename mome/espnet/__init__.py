@@ -9,4 +9,5 @@
 - ``trainer``: skipped-step counts, DDP replica check.
 - ``shapes``: shape files for the batch samplers from utt2dur.
 - ``inference``: loading a trained model, decoding a data directory at any trained rate pair.
+- ``features``: frozen-encoder features dumped once (Kaldi ark/scp) for training without re-encoding.
 """

@@ -18,14 +18,13 @@ import torch
 import yaml
 
 from mome.espnet.model import AVSRESPnetModel, pair_name
-from mome.espnet.preprocess import AUDIO, VIDEO
-from mome.espnet.readers import check_sample_rate
+from mome.espnet.readers import DATA_FILES, check_sample_rate
 from mome.espnet.task import AVSRTask
+from mome.progress import progress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "valid.loss.ave.pth"
-DATA_FILES = {AUDIO: ("wav.scp", "sound"), VIDEO: ("roi.scp", "roi")}
 
 
 def resolve_checkpoint(exp_dir: Path, checkpoint: str | Path | None) -> Path:
@@ -132,7 +131,6 @@ def decode_data_dir(
     (each batch is read and encoded once, then decoded at every pair)."""
     from espnet2.train.collate_fn import CommonCollateFn
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
     data_dir = Path(data_dir)
     pairs = [check_pair(model, p) for p in pairs]
@@ -143,23 +141,18 @@ def decode_data_dir(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
     hyps: dict[tuple, dict[str, str]] = {p: {} for p in pairs}
     with torch.no_grad(), autocast:
-        for utts, batch in tqdm(loader, total=len(batches), desc=f"decoding {data_dir.name}", unit="batch", mininterval=10):
+        for utts, batch in progress(loader, total=len(batches), desc=f"decoding {data_dir.name}", unit="batch"):
             inputs = {k: v.to(device) for k, v in batch.items()}
             features = model.avsr.encode(**inputs)
             for pair in pairs:
-                texts = generate(model, features, pair, beam_size, max_new_tokens)
+                texts = model.avsr.decode_from_features(features, pair, beam_size, max_new_tokens)
                 hyps[pair].update(zip(utts, texts))
     return hyps
 
 
 def generate(model: AVSRESPnetModel, features, pair, beam_size: int, max_new_tokens: int) -> list[str]:
-    """``AVSRModel.decode`` from already computed encoder features (one encoder pass serves every pair)."""
-    avsr = model.avsr
-    index = avsr.scale_index(pair)
-    prompt = avsr.prompt(features, avsr.rate_pairs[index], None, "left")
-    if avsr.adapter is not None:
-        avsr.adapter.set_scale(index)
-    return avsr.llm.generate(prompt, num_beams=beam_size, max_new_tokens=max_new_tokens)
+    """Hypotheses at one pair from ``model.avsr.encode``'s features (:meth:`AVSRModel.decode_from_features`)."""
+    return model.avsr.decode_from_features(features, pair, beam_size, max_new_tokens)
 
 
 def clean_hypothesis(text: str) -> str:

@@ -2,7 +2,8 @@
 
 ESPnet's trainer calls ``model(**batch)`` with the padded tensors its collate function makes
 (``audio``/``audio_lengths`` samples, ``video``/``video_lengths`` frames, ``text``/``text_lengths`` LLM token
-ids) and ``utt_id``. The wrapper hands them to :class:`mome.models.avsr.AVSRModel`, which encodes once and
+ids, or ``audio_feats``/``video_feats`` (B, T', D) precomputed encoder outputs instead of raw inputs) and
+``utt_id``. The wrapper hands them to :class:`mome.models.avsr.AVSRModel`, which encodes once and
 trains every rate pair of the batch, and reports the loss of each pair.
 
 Non-finite losses: the step is turned into one whose every trainable gradient is NaN, so ESPnet's trainer
@@ -88,11 +89,18 @@ class AVSRESPnetModel(AbsESPnetModel):
         audio_lengths: torch.Tensor | None = None,
         video: torch.Tensor | None = None,
         video_lengths: torch.Tensor | None = None,
+        audio_feats: torch.Tensor | None = None,
+        audio_feats_lengths: torch.Tensor | None = None,
+        video_feats: torch.Tensor | None = None,
+        video_feats_lengths: torch.Tensor | None = None,
         utt_id=None,
         **kwargs,
     ):
         targets = [row[: int(n)] for row, n in zip(text, text_lengths)]
-        out = self.avsr(targets, audio=audio, audio_lengths=audio_lengths, video=video, video_lengths=video_lengths)
+        features = {"audio": (audio_feats, audio_feats_lengths), "video": (video_feats, video_feats_lengths)}
+        out = self.avsr(
+            targets, audio=audio, audio_lengths=audio_lengths, video=video, video_lengths=video_lengths, features=features
+        )
         loss = out.loss
         batch = text.shape[0]
         stats = {"loss": loss.detach(), "loss_ce": out.ce_loss.detach()}

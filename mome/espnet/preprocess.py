@@ -3,8 +3,8 @@
 ESPnet calls ``preprocessor(utt_id, {"audio": ..., "video": ..., "text": ...})`` on every item before
 batching. Ours:
 
-- text: lower-cased transcript -> the LLM tokenizer's ids (as :meth:`FrozenLLM.tokenize`: a leading space,
-  no bos / eos), int64;
+- text: lower-cased transcript -> the LLM tokenizer's ids (:func:`mome.models.llm.tokenize_transcript`, as
+  the model tokenises: a leading space, no bos / eos), int64;
 - video: uint8 ``(T, 96, 96)`` mouth ROI -> float in [0, 1] -> random 88x88 crop (training; the centre crop
   otherwise) -> time masking (training) -> normalised with mean 0.421, std 0.165;
 - audio: float waveform at 16 kHz -> time masking, then babble noise at an SNR drawn uniformly from
@@ -23,15 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from mome.data.noise import scale_to_snr
+from mome.models.llm import tokenize_transcript
 
 AUDIO, VIDEO, TEXT = "audio", "video", "text"
+AUDIO_FEATS, VIDEO_FEATS = "audio_feats", "video_feats"  # precomputed encoder outputs: passed through as they are
 DEFAULT_SNRS = (-5, 0, 5, 10, 15, 20, "clean")
-
-
-def tokenize_transcript(tokenizer, text: str) -> np.ndarray:
-    """Token ids of one transcript, exactly as :meth:`mome.models.llm.FrozenLLM.tokenize` makes them."""
-    ids = tokenizer(" " + text.lower().strip(), add_special_tokens=False)["input_ids"]
-    return np.asarray(ids, dtype=np.int64)
 
 
 def crop(frames: np.ndarray, size: int, rng: np.random.RandomState | None) -> np.ndarray:
@@ -136,7 +132,7 @@ class AVSRPreprocessor:
             return np.asarray(text, dtype=np.int64)  # already token ids
         if self.tokenizer is None:
             raise ValueError("the preprocessor has no tokenizer to turn transcripts into LLM token ids")
-        return tokenize_transcript(self.tokenizer, text)
+        return np.asarray(tokenize_transcript(self.tokenizer, text), dtype=np.int64)
 
     def video(self, frames: np.ndarray, uid: str = "") -> np.ndarray:
         frames = np.asarray(frames)

@@ -21,6 +21,7 @@ from mome.data.roi import read_roi
 
 ROI_TYPE = "roi"
 SAMPLE_RATE = 16000
+DATA_FILES = {"audio": ("wav.scp", "sound"), "video": ("roi.scp", ROI_TYPE)}  # per modality: file in a data dir, data type
 
 
 def check_sample_rate(wav_scp: str | Path, expected: int = SAMPLE_RATE) -> None:

@@ -10,19 +10,25 @@ trainer, data loaders, length-bucketed batch samplers, DDP launcher, checkpointi
     llm_adapter: mome | lora | mtsk_ms | mtsk_ss | mtsk_mss | none   llm_adapter_conf: {experts: 23, top_k: 4, ...}
     compressor: matryoshka                       compressor_conf: {audio_rates: [4, 16], video_rates: [2, 5]}
     preprocessor: avsr                           preprocessor_conf: {noise: ..., snrs: [...], ...}
-    model_conf: {projector_hidden: null, projector_layer_norm: true, balance_weight: 0.01}
+    model_conf: {projector_hidden: null, projector_layer_norm: true, balance_weight: 0.01,
+                 pairs_per_forward: all, precomputed_features: false}
+
+``pairs_per_forward``: rate pairs whose prompts share one LLM pass ("all", or a number: less memory);
+``precomputed_features``: true (every modality), a list (``[audio]``) or false: which modalities train from
+features dumped once by ``python -m mome.bin.dump_features`` with their frozen encoders (no augmentation
+of those modalities then) instead of encoding online.
 
 Data: ``--*_data_path_and_name_and_type`` with the names ``audio`` (type ``sound``, wav.scp), ``video``
-(type ``roi``, roi.scp) and ``text`` (type ``text``); shape files give the sampler each utterance's length.
+(type ``roi``, roi.scp), ``audio_feats`` / ``video_feats`` (type ``kaldi_ark``, the dumped features) and
+``text`` (type ``text``); shape files give the sampler each utterance's length.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
-import numpy as np
 import torch
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.class_choices import ClassChoices
@@ -41,8 +47,9 @@ from mome.espnet.choices import (
     encoder_choices,
     make,
 )
+from mome.espnet.features import check_dumpable
 from mome.espnet.model import AVSRESPnetModel
-from mome.espnet.preprocess import AUDIO, TEXT, VIDEO, AVSRPreprocessor
+from mome.espnet.preprocess import AUDIO, AUDIO_FEATS, TEXT, VIDEO, VIDEO_FEATS, AVSRPreprocessor
 from mome.espnet.readers import register_data_types
 from mome.espnet.trainer import AVSRTrainer
 
@@ -58,7 +65,28 @@ llm_adapter_choices = ClassChoices("llm_adapter", classes=adapter_choices(), def
 compressor_choices = ClassChoices("compressor", classes=COMPRESSOR_CHOICES, default="matryoshka")
 preprocessor_choices = ClassChoices("preprocessor", classes={"avsr": AVSRPreprocessor}, default="avsr")
 
-MODEL_CONF_DEFAULTS = dict(projector_hidden=None, projector_layer_norm=True, balance_weight=0.01)
+MODEL_CONF_DEFAULTS = dict(
+    projector_hidden=None, projector_layer_norm=True, balance_weight=0.01, pairs_per_forward="all", precomputed_features=False
+)
+
+
+def precomputed_modalities(args: argparse.Namespace) -> tuple[str, ...]:
+    """The modalities that ``model_conf precomputed_features`` takes from dumped features (true: all of the
+    model's; a list names them; false: none)."""
+    value = (getattr(args, "model_conf", None) or {}).get("precomputed_features", False)
+    present = tuple(m for m in (AUDIO, VIDEO) if getattr(args, f"{m}_encoder", None) is not None)
+    if value is None or value is False:
+        return ()
+    if value is True:
+        return present
+    names = [value] if isinstance(value, str) else list(value)
+    for name in names:
+        if name not in present:
+            raise ConfigError(
+                f"model_conf precomputed_features: {name!r} is not a modality of this model; use true, false "
+                f"or a list of {list(present)}"
+            )
+    return tuple(m for m in present if m in names)
 
 
 class AVSRTask(AbsTask):
@@ -87,7 +115,8 @@ class AVSRTask(AbsTask):
             "--model_conf",
             action=NestedDictAction,
             default=dict(MODEL_CONF_DEFAULTS),
-            help="Keyword arguments of the AVSR model: projector_hidden, projector_layer_norm, balance_weight",
+            help="Keyword arguments of the AVSR model: projector_hidden, projector_layer_norm, balance_weight, "
+            "pairs_per_forward (all | N), precomputed_features (false | true | [audio, video])",
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -111,7 +140,7 @@ class AVSRTask(AbsTask):
 
     @classmethod
     def optional_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
-        return (AUDIO, VIDEO, TEXT) if inference else (AUDIO, VIDEO)
+        return (AUDIO, VIDEO, AUDIO_FEATS, VIDEO_FEATS, TEXT) if inference else (AUDIO, VIDEO, AUDIO_FEATS, VIDEO_FEATS)
 
     # -- model ------------------------------------------------------------------------------------------
     @staticmethod
@@ -126,12 +155,12 @@ class AVSRTask(AbsTask):
         from mome.models.avsr import AVSRModel
 
         llm_spec = cls.llm_spec(args)
-        encoders, external = {}, ["llm.model"] if llm_spec.pretrained else []
+        encoders, confs, external = {}, {}, ["llm.model"] if llm_spec.pretrained else []
         for modality in (AUDIO, VIDEO):
             kind = getattr(args, f"{modality}_encoder", None)
             if kind is None:
                 continue
-            conf = getattr(args, f"{modality}_encoder_conf", None) or {}
+            conf = confs[modality] = getattr(args, f"{modality}_encoder_conf", None) or {}
             encoder = build_encoder(modality, kind, conf)
             encoders[modality] = encoder
             if conf.get("path") is not None and not any(p.requires_grad for p in encoder.parameters()):
@@ -143,6 +172,13 @@ class AVSRTask(AbsTask):
         unknown = set(model_conf) - set(MODEL_CONF_DEFAULTS)
         if unknown:
             raise ConfigError(f"model_conf: unknown key(s) {sorted(unknown)}; allowed: {sorted(MODEL_CONF_DEFAULTS)}")
+        precomputed = precomputed_modalities(args)
+        del model_conf["precomputed_features"]  # a data option: which inputs the model gets (see avsr_train)
+        for modality in precomputed:
+            try:
+                check_dumpable(modality, encoders[modality], confs[modality])
+            except ConfigError as e:
+                raise ConfigError(f"model_conf precomputed_features: {e}") from None
         adapter = build_adapter_spec(getattr(args, "llm_adapter", None), getattr(args, "llm_adapter_conf", None))
         llm = llm_spec.build()
         try:
@@ -162,9 +198,12 @@ class AVSRTask(AbsTask):
             raise ConfigError(f"cannot build the AVSR model from this config: {e}") from None
         model = AVSRESPnetModel(avsr, external)
         log.info(
-            "AVSR model: rate pairs %s; %d trainable parameters; %d frozen weights left out of checkpoints",
+            "AVSR model: rate pairs %s in LLM passes %s; %d trainable parameters; %d frozen weights left out of "
+            "checkpoints; precomputed features: %s",
             model.avsr.rate_pairs,
+            model.avsr.pair_groups(),
             sum(p.numel() for p in model.parameters() if p.requires_grad),
             len(model.external_keys),
+            list(precomputed) or "none",
         )
         return model

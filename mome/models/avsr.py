@@ -2,10 +2,20 @@
 (+ MoME or LoRA adapter).
 
 Encoders are black boxes (``forward(x, lengths) -> (features (B, T', D), lengths)``, attribute
-``output_size``); either may be absent (ASR: audio only, VSR: video only). The model is trained at every
-configured (audio rate, video rate) pair at once: the encoders run once per batch, then each pair builds
-its own prompt; the loss is the mean cross-entropy over the pairs plus ``balance_weight`` times the mean
-load-balancing loss of the routers (MoME). At inference the caller picks any pair the model was built for.
+``output_size``); either may be absent (ASR: audio only, VSR: video only). Features of a frozen encoder may
+also come precomputed (``features={"audio": (feats, lengths)}``), and the encoder is then skipped.
+
+The model is trained at every configured (audio rate, video rate) pair at once. Per batch, each encoder
+runs once and each (modality, rate) is compressed and projected once; the pairs' prompts then share LLM
+forward passes: ``pairs_per_forward`` pairs stacked along the batch axis in one pass ("all": every pair in
+one, the default; 1: one pass per pair, the least memory), each row with its pair's scale index, which an
+adapter that ``mixes_scales`` (MoME) follows per row. LoRA's per-scale adapters (Llama-MTSK SS / MSS)
+cannot differ between rows of one pass in peft: with them every pair has its own pass. The loss is the
+mean over the pairs of each pair's cross-entropy plus ``balance_weight`` times the mean over the pairs of
+the routers' load-balancing loss (MoME): the same numbers (up to float rounding) whatever
+``pairs_per_forward``. Stacked rows are padded to the longest pair's prompt, so one pass computes more
+positions than the separate ones (about a third more at rates (4, 2) ... (16, 5)): fewer, larger passes.
+At inference the caller picks any pair the model was built for.
 """
 from __future__ import annotations
 
@@ -60,6 +70,7 @@ class AVSRModel(nn.Module):
         adapter: MoMESpec | LoRASpec | None = None,
         balance_weight: float = 0.01,
         freeze_encoders: bool = True,
+        pairs_per_forward: int | str = "all",
     ):
         super().__init__()
         encoders = {"audio": audio_encoder, "video": video_encoder}
@@ -81,6 +92,7 @@ class AVSRModel(nn.Module):
         self.rate_pairs = self._check_pairs(rate_pairs)
         self.adapter = build_adapter(adapter, llm, len(self.rate_pairs))
         self.balance_weight = balance_weight
+        self.pairs_per_forward = self._check_pairs_per_forward(pairs_per_forward)
 
     # -- configuration ----------------------------------------------------------------------------------
     @property
@@ -117,6 +129,24 @@ class AVSRModel(nn.Module):
                 self.compressors[modality].check_rate(int(rate))
         return tuple(None if r is None else int(r) for r in rates)
 
+    def _check_pairs_per_forward(self, value: int | str) -> int:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word == "all":
+                return len(self.rate_pairs)
+            value = int(word) if word.isdigit() else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"pairs_per_forward must be 'all' or a positive integer, got {value!r}")
+        return min(value, len(self.rate_pairs))
+
+    def pair_groups(self) -> list[list[int]]:
+        """Indices of the rate pairs that share each LLM forward pass of a training step."""
+        size = self.pairs_per_forward
+        if self.adapter is not None and not self.adapter.mixes_scales:
+            size = 1  # the adapter cannot give rows of one pass different scales (LoRA per-scale adapters)
+        indices = list(range(len(self.rate_pairs)))
+        return [indices[i : i + size] for i in range(0, len(indices), size)]
+
     def scale_index(self, rates) -> int:
         """Index of a rate pair in the model's scale list (what the adapters switch on)."""
         pair = self._normalise_pair(rates)
@@ -131,57 +161,108 @@ class AVSRModel(nn.Module):
         return self
 
     # -- pieces -----------------------------------------------------------------------------------------
-    def encode(self, audio=None, audio_lengths=None, video=None, video_lengths=None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def encode(
+        self, audio=None, audio_lengths=None, video=None, video_lengths=None, features=None
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Encoder features per modality: ``(features (B, T', D), lengths (B,))``.
+
+        ``features`` holds precomputed encoder outputs ``{modality: (feats, lengths or None)}`` (dumped once
+        with the frozen encoders); their encoders are not run, and no raw input of theirs may be given."""
+        given = {m: (x, n) for m, (x, n) in (features or {}).items() if x is not None}
+        if set(given) - set(MODALITIES):
+            raise ValueError(f"precomputed features of unknown modalities {sorted(set(given) - set(MODALITIES))}; known: {MODALITIES}")
         inputs = {"audio": (audio, audio_lengths), "video": (video, video_lengths)}
         for modality, (x, _) in inputs.items():
+            if modality in given:
+                if x is not None:
+                    raise ValueError(f"both raw {modality} input and precomputed {modality} features were given: give one")
+                x = given[modality][0]
             if x is None and modality in self.encoders:
                 raise ValueError(f"the model has a {modality} encoder but no {modality} input was given")
             if x is not None and modality not in self.encoders:
                 raise ValueError(f"{modality} input given but the model has no {modality} encoder")
-        sizes = {m: x.shape[0] for m, (x, _) in inputs.items() if x is not None}
+        sizes = {m: x.shape[0] for m, (x, _) in {**inputs, **given}.items() if x is not None}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"audio and video batch sizes differ: audio {sizes['audio']}, video {sizes['video']}")
-        features = {}
+        encoded = {}
         for modality, encoder in self.encoders.items():
-            x, lengths = inputs[modality]
+            x, lengths = given.get(modality, inputs[modality])
             if lengths is None:
                 lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+            if modality in given:
+                if x.dim() != 3 or x.shape[-1] != encoder.output_size:
+                    raise ValueError(
+                        f"precomputed {modality} features must be (batch, frames, {encoder.output_size}) "
+                        f"(the {modality} encoder's output size), got {tuple(x.shape)}"
+                    )
+                encoded[modality] = (x, lengths)
+                continue
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoders):
-                features[modality] = encoder(x, lengths)
-        return features
+                encoded[modality] = encoder(x, lengths)
+        return encoded
+
+    def project(self, features, pairs: Sequence[RatePair]) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
+        """Compressed and projected tokens ``(B, T, d), lengths`` per (modality, rate) that the pairs use,
+        each computed once."""
+        projected = {}
+        for pair in pairs:
+            for modality, rate in zip(MODALITIES, pair):
+                if rate is not None and (modality, rate) not in projected:
+                    x, lengths = features[modality]
+                    tokens, token_lengths = self.compressors[modality](x, lengths, rate)
+                    projected[modality, rate] = (self.projectors[modality](tokens, rate), token_lengths)
+        return projected
+
+    def stacked_prompt(self, projected, pairs: Sequence[RatePair], targets=None, padding_side: str = "right"):
+        """One prompt batch holding the batch's rows once per pair, pair after pair (rows ``j*B .. (j+1)*B``
+        are pair j's)."""
+        sections = []
+        for index, modality in enumerate(MODALITIES):
+            if modality not in self.encoders:
+                continue
+            parts = [projected[modality, pair[index]] for pair in pairs]
+            longest = max(tokens.shape[1] for tokens, _ in parts)
+            tokens = torch.cat([nn.functional.pad(t, (0, 0, 0, longest - t.shape[1])) for t, _ in parts])
+            sections.append((modality, tokens, torch.cat([n for _, n in parts])))
+        return self.llm.build_prompt(sections, None if targets is None else list(targets) * len(pairs), padding_side)
 
     def prompt(self, features, pair: RatePair, targets=None, padding_side: str = "right"):
-        sections = []
-        for modality, rate in zip(MODALITIES, pair):
-            if rate is None:
-                continue
-            x, lengths = features[modality]
-            tokens, token_lengths = self.compressors[modality](x, lengths, rate)
-            sections.append((modality, self.projectors[modality](tokens, rate), token_lengths))
-        return self.llm.build_prompt(sections, targets, padding_side)
+        """The prompt batch of one rate pair."""
+        pair = self._normalise_pair(pair)
+        return self.stacked_prompt(self.project(features, [pair]), [pair], targets, padding_side)
 
-    def _set_scale(self, index: int) -> None:
-        if self.adapter is not None:
-            self.adapter.set_scale(index)
+    def _set_scale(self, indices: Sequence[int], batch: int) -> None:
+        """One scale for the pass, or (several pairs in one pass) each pair's index on its rows."""
+        if self.adapter is None:
+            return
+        if len(indices) == 1:
+            self.adapter.set_scale(indices[0])
+        else:
+            device = self.llm.markers.weight.device
+            self.adapter.set_scale(torch.tensor(indices, device=device).repeat_interleave(batch))
 
     # -- training and inference -------------------------------------------------------------------------
-    def forward(self, texts, audio=None, audio_lengths=None, video=None, video_lengths=None) -> AVSROutput:
-        """texts: transcripts (str) or LLM token ids per utterance (1-D LongTensors, no bos / eos)."""
-        features = self.encode(audio, audio_lengths, video, video_lengths)
-        batch = next(iter(features.values()))[0].shape[0]
+    def forward(self, texts, audio=None, audio_lengths=None, video=None, video_lengths=None, features=None) -> AVSROutput:
+        """texts: transcripts (str) or LLM token ids per utterance (1-D LongTensors, no bos / eos);
+        features: precomputed encoder outputs per modality (see :meth:`encode`)."""
+        encoded = self.encode(audio, audio_lengths, video, video_lengths, features)
+        batch = next(iter(encoded.values()))[0].shape[0]
         if len(texts) != batch:
             raise ValueError(f"{len(texts)} transcripts for a batch of {batch}")
         targets = self.llm.tokenize(texts) if isinstance(texts[0], str) else list(texts)
+        projected = self.project(encoded, self.rate_pairs)
         pair_losses, balance = {}, []
-        for index, pair in enumerate(self.rate_pairs):
-            prompt = self.prompt(features, pair, targets, "right")
-            self._set_scale(index)
+        for group in self.pair_groups():
+            pairs = [self.rate_pairs[i] for i in group]
+            prompt = self.stacked_prompt(projected, pairs, targets, "right")
+            self._set_scale(group, batch)
             if self.adapter is not None:
                 self.adapter.start_recording()
-            pair_losses[pair] = self.llm(prompt).loss
-            aux = self.adapter.auxiliary_loss(prompt.attention_mask) if self.adapter is not None else None
-            if aux is not None:
-                balance.append(aux)
+            sums, counts = self.llm.loss_per_row(prompt)
+            rows = [slice(j * batch, (j + 1) * batch) for j in range(len(pairs))]
+            pair_losses.update({pair: sums[r].sum() / counts[r].sum() for pair, r in zip(pairs, rows)})
+            aux = self.adapter.auxiliary_losses(prompt.attention_mask, rows) if self.adapter is not None else None
+            balance += aux or []
         ce = torch.stack(list(pair_losses.values())).mean()
         balance_loss = torch.stack(balance).mean() if balance else None
         loss = ce if balance_loss is None else ce + self.balance_weight * balance_loss
@@ -199,8 +280,14 @@ class AVSRModel(nn.Module):
         video_lengths=None,
     ) -> list[str]:
         """Transcribe a batch at one rate pair (greedy for beam=1, else beam search)."""
-        index = self.scale_index(rates)
+        self.scale_index(rates)  # a bad pair fails before the encoders run
         features = self.encode(audio, audio_lengths, video, video_lengths)
+        return self.decode_from_features(features, rates, beam, max_new_tokens)
+
+    @torch.no_grad()
+    def decode_from_features(self, features, rates=(4, 2), beam: int = 1, max_new_tokens: int = 32) -> list[str]:
+        """Transcribe at one rate pair from :meth:`encode`'s output (encode once, decode at every pair)."""
+        index = self.scale_index(rates)
         prompt = self.prompt(features, self.rate_pairs[index], None, "left")
-        self._set_scale(index)
+        self._set_scale([index], len(prompt.inputs_embeds))
         return self.llm.generate(prompt, num_beams=beam, max_new_tokens=max_new_tokens)

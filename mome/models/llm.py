@@ -44,6 +44,12 @@ class LLMError(ValueError):
     """An LLM directory or config that cannot serve as the frozen decoder."""
 
 
+def tokenize_transcript(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of one transcript as the prompt holds it: lower-cased, a leading space (it follows the
+    instruction), no bos / eos. Used by the model and by the data loader's preprocessing alike."""
+    return tokenizer(" " + text.lower().strip(), add_special_tokens=False)["input_ids"]
+
+
 def check_decoder_only(config: PretrainedConfig, source: str) -> None:
     if getattr(config, "is_encoder_decoder", False) or config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise LLMError(
@@ -161,7 +167,7 @@ class FrozenLLM(nn.Module):
     # -- text -------------------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """Transcripts -> token ids (lower-cased, a leading space as after the instruction; no bos / eos)."""
-        return [torch.tensor(self.tokenizer(" " + t.lower().strip(), add_special_tokens=False)["input_ids"], dtype=torch.long) for t in texts]
+        return [torch.tensor(tokenize_transcript(self.tokenizer, t), dtype=torch.long) for t in texts]
 
     def detokenize(self, ids: torch.Tensor) -> str:
         return self.tokenizer.decode(ids.tolist(), skip_special_tokens=True).strip()
@@ -236,6 +242,23 @@ class FrozenLLM(nn.Module):
     def forward(self, batch: PromptBatch):
         """Causal-LM output; ``.loss`` is the mean cross-entropy over transcript + <eos> tokens when labelled."""
         return self.hf(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, labels=batch.labels)
+
+    def loss_per_row(self, batch: PromptBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed cross-entropy, number of labelled tokens) of each row, both (B,) float32: the loss of any
+        group of rows is ``sums[rows].sum() / counts[rows].sum()`` (what ``forward(...).loss`` gives for all).
+        Logits are computed only from the first labelled position on (a fraction of the prompt)."""
+        if batch.labels is None:
+            raise ValueError("loss_per_row needs a labelled prompt (build_prompt with targets)")
+        labels = nn.functional.pad(batch.labels, (0, 1), value=IGNORE_INDEX)[:, 1:]  # position t predicts t + 1
+        labelled = (labels != IGNORE_INDEX).any(0).nonzero()
+        start = int(labelled[0]) if len(labelled) else labels.shape[1] - 1
+        keep = labels.shape[1] - start
+        logits = self.hf(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, logits_to_keep=keep).logits
+        labels = labels[:, start:]
+        losses = nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+        ).view(labels.shape)
+        return losses.sum(1), (labels != IGNORE_INDEX).sum(1).float()
 
     @torch.no_grad()
     def generate_ids(self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32) -> list[torch.Tensor]:

@@ -14,6 +14,10 @@ added unweighted. One router serves every Matryoshka scale (one per scale as an 
 scale. Load balancing (Switch / Mixtral): E * sum_e f_e * P_e over all layers' tokens, where f_e is the
 fraction of tokens whose top-k includes expert e and P_e the mean router probability of e; padding is
 left out. It equals k for perfectly balanced routing.
+
+Several scales in one forward pass: the active scale is one index for the whole batch, or a (B,) tensor
+with one index per row (the AVSR model stacks the prompts of all its rate pairs into one LLM batch). Each
+row then uses its own scale's router and top-k, and the balance loss can be taken per group of rows.
 """
 from __future__ import annotations
 
@@ -60,14 +64,15 @@ class MoMESpec:
 @dataclass
 class RouterRecord:
     logits: torch.Tensor  # (..., E) as computed, before softmax
-    chosen: torch.Tensor  # (..., k) expert indices
+    chosen: torch.Tensor  # (..., k) expert indices; -1 in slots past a row's own k (rows of mixed scales)
 
 
 @dataclass
 class RoutingState:
-    """Shared by all MoME layers of a model: which scale is active, and the router records of a pass."""
+    """Shared by all MoME layers of a model: the active scale (one index, or a (B,) tensor of one index per
+    row of the batch), and the router records of a pass."""
 
-    scale: int = 0
+    scale: int | torch.Tensor = 0
     recording: bool = False
     records: list[RouterRecord] = field(default_factory=list)
 
@@ -103,19 +108,31 @@ class BottleneckExperts(nn.Module):
         return (hidden * gates[..., None]).flatten(1) @ self.up_weight.flatten(0, 1) + gates @ self.up_bias
 
 
-def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k routing: (fp32 weights renormalised over the k chosen experts, chosen indices), both (..., k)."""
+def route(logits: torch.Tensor, k: int, k_per_token: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k routing: (fp32 weights renormalised over the k chosen experts, chosen indices), both (..., k).
+
+    With ``k_per_token`` (shape ``logits.shape[:-1]``, each <= k) a token keeps only its own top
+    ``k_per_token`` of the k slots: the other slots get weight 0 and index -1.
+    """
     probs = torch.softmax(logits.float(), dim=-1)
     weights, chosen = probs.topk(k, dim=-1)
+    if k_per_token is not None:
+        keep = torch.arange(k, device=logits.device) < k_per_token[..., None]
+        weights, chosen = weights * keep, chosen.masked_fill(~keep, -1)
     return weights / weights.sum(-1, keepdim=True), chosen
+
+
+def chosen_counts(chosen: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """(..., k) expert indices (-1: empty slot) -> (N, E) 0/1 rows: which experts each token chose."""
+    flat = chosen.reshape(-1, chosen.shape[-1])
+    hot = nn.functional.one_hot(flat.clamp_min(0), n_experts) * (flat >= 0)[..., None]
+    return hot.sum(1)
 
 
 def balance_loss(records: Sequence[RouterRecord], attention_mask: torch.Tensor | None, n_experts: int) -> torch.Tensor:
     """E * sum_e(f_e * P_e) over every recorded layer's tokens; positions where attention_mask is 0 are left out."""
     probs = torch.cat([torch.softmax(r.logits.float(), -1).reshape(-1, n_experts) for r in records])
-    chosen = torch.cat(
-        [nn.functional.one_hot(r.chosen.reshape(-1, r.chosen.shape[-1]), n_experts).sum(1) for r in records]
-    ).to(probs.dtype)
+    chosen = torch.cat([chosen_counts(r.chosen, n_experts) for r in records]).to(probs.dtype)
     if attention_mask is None:
         weight = torch.ones(probs.shape[0], device=probs.device)
     else:
@@ -145,19 +162,43 @@ class MoMELayer(nn.Module):
         )
         self.experts = BottleneckExperts(spec.experts, hidden_size, spec.bottleneck)
         self.shared = BottleneckExperts(spec.shared_experts, hidden_size, spec.bottleneck) if spec.shared_experts else None
+        # top-k per scale as a tensor, for rows of mixed scales (not saved: it comes from the spec)
+        self.register_buffer("top_k_table", torch.tensor(self.top_k), persistent=False)
 
     def router(self, scale: int) -> nn.Linear:
         return self.routers[scale if len(self.routers) > 1 else 0]
 
+    def _route(self, flat: torch.Tensor, scale: int | torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(logits, weights, chosen) for the tokens of ``flat``; ``scale``: one index or one per token."""
+        if isinstance(scale, int):
+            logits = self.router(scale)(flat)
+            return (logits, *route(logits, self.top_k[scale]))
+        if len(self.routers) == 1:
+            logits = self.routers[0](flat)
+        else:  # every scale's router on every token (routers are tiny), then each token's own
+            stacked = torch.cat([r.weight for r in self.routers])  # (S * E, d)
+            logits = (flat @ stacked.T).view(len(flat), len(self.routers), -1)
+            logits = logits.gather(1, scale.view(-1, 1, 1).expand(-1, 1, logits.shape[-1])).squeeze(1)
+        if len(set(self.top_k)) == 1:
+            return (logits, *route(logits, self.top_k[0]))
+        return (logits, *route(logits, max(self.top_k), self.top_k_table[scale]))
+
+    def _token_scales(self, lead: torch.Size) -> int | torch.Tensor:
+        scale = self.state.scale
+        if isinstance(scale, int):
+            return scale
+        if len(lead) < 1 or lead[0] != scale.shape[0]:
+            raise ValueError(f"{scale.shape[0]} per-row scale indices for an input of shape {tuple(lead)} (rows first)")
+        return scale.to(self.top_k_table.device).view(-1, *([1] * (len(lead) - 1))).expand(lead).reshape(-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1]).to(self.routers[0].weight.dtype)
-        scale = self.state.scale
-        logits = self.router(scale)(flat)
-        weights, chosen = route(logits, self.top_k[scale])
+        logits, weights, chosen = self._route(flat, self._token_scales(lead))
         if self.state.recording:
             self.state.records.append(RouterRecord(logits.reshape(*lead, -1), chosen.reshape(*lead, -1)))
-        gates = torch.zeros_like(logits, dtype=weights.dtype).scatter(-1, chosen, weights)
+        # scatter_add: empty slots (index -1 -> 0, weight 0) add nothing
+        gates = torch.zeros_like(logits, dtype=weights.dtype).scatter_add(-1, chosen.clamp_min(0), weights)
         out = self.experts(flat, gates)
         if self.shared is not None:
             out = out + self.shared(flat)
@@ -178,6 +219,8 @@ class MoMELayer(nn.Module):
 
 class MoMEAdapter(LLMAdapter):
     """MoME layers hooked into every decoder layer of a Llama-family LLM."""
+
+    mixes_scales = True  # set_scale takes one index per row: routers and top-k follow each row's scale
 
     def __init__(self, decoder_layers: nn.ModuleList, hidden_size: int, spec: MoMESpec, n_scales: int = 1):
         super().__init__()
@@ -200,7 +243,7 @@ class MoMEAdapter(LLMAdapter):
             handle.remove()
         self._handles = []
 
-    def set_scale(self, index: int) -> None:
+    def set_scale(self, index: int | torch.Tensor) -> None:
         super().set_scale(index)
         self.state.scale = index
 
@@ -208,11 +251,16 @@ class MoMEAdapter(LLMAdapter):
         self.state.records = []
         self.state.recording = True
 
-    def auxiliary_loss(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+    def auxiliary_losses(self, attention_mask: torch.Tensor, row_groups) -> list[torch.Tensor] | None:
         records, self.state.records, self.state.recording = self.state.records, [], False
         if not records:
             return None
-        return balance_loss(records, attention_mask, self.spec.experts)
+        losses = []
+        for rows in row_groups:
+            group = [RouterRecord(r.logits[rows], r.chosen[rows]) for r in records]
+            mask = None if attention_mask is None else attention_mask[rows]
+            losses.append(balance_loss(group, mask, self.spec.experts))
+        return losses
 
     def total_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

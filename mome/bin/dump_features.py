@@ -1,0 +1,43 @@
+"""Encode a data directory once with the frozen encoders of a training config (see mome.espnet.features).
+
+    python -m mome.bin.dump_features --config conf/train_mome.yaml --data_dir data/train --out dump/features/train \\
+        [--modalities audio video] [--batch_size 8] [--device cuda] [--dtype bfloat16] [--num_workers 2]
+
+Writes <out>/{audio,video}_feats.{ark,scp} (Kaldi, float32 (frames, dim) per utterance),
+<out>/{audio,video}_feats_shape (<utt> frames,dim) and <out>/utt2dur. Train from them with
+model_conf: {precomputed_features: true} and
+--train_data_path_and_name_and_type <out>/audio_feats.scp,audio_feats,kaldi_ark (video_feats likewise).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mome.bin.dump_features", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="training config (YAML) naming the frozen encoders")
+    p.add_argument("--data_dir", required=True, help="data directory with wav.scp and/or roi.scp (and utt2dur)")
+    p.add_argument("--out", required=True, help="output folder, e.g. dump/features/train")
+    p.add_argument("--modalities", nargs="+", choices=("audio", "video"), default=None, help="default: every encoder of the config")
+    p.add_argument("--batch_size", type=int, default=8, help="utterances per encoder batch (length-sorted)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="bfloat16: autocast (GPUs); stored as float32")
+    p.add_argument("--num_workers", type=int, default=0, help="data-loader worker processes")
+    a = p.parse_args(argv)
+    if a.batch_size < 1:
+        p.error("--batch_size must be positive")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
+    from mome.espnet.features import dump_features
+
+    try:
+        dump_features(a.config, a.data_dir, a.out, a.modalities, a.batch_size, a.device, a.dtype, a.num_workers)
+    except (FileNotFoundError, ValueError) as e:  # ConfigError is a ValueError
+        print(f"dump_features: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
