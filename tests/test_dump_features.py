@@ -152,3 +152,27 @@ def test_trainable_encoders_and_missing_features_are_refused(dumped, tmp_path, c
         AVSRTask.build_model(AVSRTask.get_parser().parse_args(["--config", str(bad)]))
     with pytest.raises(SystemExit, match=r"needs the input\(s\) \['audio_feats', 'video_feats'\].*dump_features"):
         avsr_train.main(["--config", str(offline), "--output_dir", str(tmp_path / "exp"), *data_options(train, valid)])
+
+
+def test_recipe_trains_from_features_with_features_true(dumped, tmp_path):
+    """avsr.sh --features true: stage 3 dumps train/valid features once per model and trains from them."""
+    import os
+    import subprocess
+    import sys
+
+    root, _, _, online, _ = dumped
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "utils").symlink_to(repo / "utils")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C")
+    cmd = [str(repo / "egs/TEMPLATE/avsr/avsr.sh"), "--stage", "3", "--stop_stage", "3", "--features", "true",
+           "--datadir", str(root), "--train_set", "train", "--valid_set", "valid", "--dumpdir", str(tmp_path / "dump"),
+           "--expdir", str(tmp_path / "exp"), "--train_configs", str(online),
+           "--train_args", "--max_epoch 1 --num_iters_per_epoch 1 --batch_type unsorted --batch_size 2"]  # fmt: skip
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    log = (tmp_path / "exp/online/train.log").read_text() if (tmp_path / "exp/online/train.log").exists() else ""
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:] + log[-3000:]
+    for name in ("train", "valid"):
+        feats = tmp_path / "dump/features/online" / name
+        assert (feats / ".done").is_file() and (feats / "audio_feats.scp").is_file() and (feats / "video_feats.scp").is_file()
+    assert "precomputed_features=true" in log and "audio_feats.scp,audio_feats,kaldi_ark" in log
+    assert (tmp_path / "exp/online/1epoch.pth").is_file()

@@ -40,6 +40,8 @@ decode_config=conf/decode.yaml      # beam size, checkpoint, batch size of stage
 expdir=exp         # trained models, decodings, RESULTS.md
 ngpu=0             # GPUs per training job (>1: torch DDP through ESPnet's launcher)
 nproc=1            # CPU only: data-parallel processes per training job (torchrun, gloo back-end)
+features=false     # true: encode train/valid once with each config's frozen pretrained encoders (dump/features/)
+                   # and train from those features instead of encoding every epoch (no audio/video augmentation)
 train_args=        # more avsr_train options, e.g. "--max_epoch 1"
 decode_args=       # more avsr_inference options, e.g. "--beam_size 1"
 
@@ -119,6 +121,22 @@ if runs 3; then
              --${name}_data_path_and_name_and_type "$datadir/$set/text,text,text")
     done
     [ -z "$noise" ] || opts+=(--preprocessor_conf "noise=$noise")  # babble augmentation
+    if [ "$features" = true ]; then
+      for pair in "train:$train_set" "valid:$valid_set"; do
+        name=${pair%%:*} set=${pair#*:} feats=$dumpdir/features/$model/${pair#*:}
+        if [ ! -f "$feats/.done" ]; then
+          log "stage 3: encoding $set once with the frozen encoders of $config -> $feats"
+          $gpu_cmd "$feats/log/dump_features.log" python -m mome.bin.dump_features --config "$config" \
+            --data_dir "$datadir/$set" --out "$feats"
+          touch "$feats/.done"
+        fi
+        for m in audio video; do
+          [ ! -f "$feats/${m}_feats.scp" ] ||
+            opts+=(--${name}_data_path_and_name_and_type "$feats/${m}_feats.scp,${m}_feats,kaldi_ark")
+        done
+      done
+      opts+=(--model_conf precomputed_features=true)
+    fi
     if ((nproc > 1)); then  # CPU data parallel: one process per rank, gloo
       launcher=(torchrun --nproc_per_node "$nproc" -m mome.bin.avsr_train --ngpu 0 --dist_backend gloo
                 --multiprocessing_distributed false)
