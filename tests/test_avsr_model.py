@@ -44,8 +44,7 @@ class VideoEncoder(nn.Module):
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)
 
 

@@ -32,12 +32,6 @@ def frozen_config(path: Path, root: Path, texts: Path, pretrained: Path, **overr
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

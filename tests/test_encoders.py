@@ -18,7 +18,6 @@ from mome.models.encoders.logmel import WhisperLogMel, num_frames
 from mome.models.encoders.small import SmallAudioEncoder, SmallVideoEncoder
 from mome.models.encoders.whisper import WhisperAudioEncoder
 
-torch.set_num_threads(1)
 
 TINY_WHISPER = dict(
     d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64, max_source_positions=100,

@@ -17,13 +17,6 @@ from mome.espnet.task import AVSRTask
 PAIRS = [(4, 2), (4, 5), (16, 2), (16, 5)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: several threads on a busy 2-core machine run many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ ACTIVE = {  # kind -> active adapters at scales 0, 1, 2
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)
 
 

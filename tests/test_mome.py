@@ -14,8 +14,7 @@ TEXTS = ["hello world", "the quick brown fox jumps"]
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)
 
 
