@@ -189,3 +189,10 @@ def test_stage1_through_the_template(tmp_path):
     assert read_table(recipe / "data/test/text") == {"spkC_00003": "three"}
     assert len(read_table(recipe / "data/val/text")) == 1 and len(read_table(recipe / "data/train/text")) == 1
     assert (recipe / "data/train/landmarks.scp").is_file()
+
+
+def test_mini_help_generates_nothing(tmp_path):
+    d = REPO / "egs" / "mini_lrs3" / "avsr"
+    r = sh(["./run.sh", "--help"], cwd=d, env=dict(ENV, MINI_LRS3=str(tmp_path / "corpus")))
+    assert r.returncode == 0 and "Stage 0 (this script)" in r.stdout and "--train_configs" in r.stdout
+    assert not (tmp_path / "corpus").exists()

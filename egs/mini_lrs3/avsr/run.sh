@@ -19,6 +19,9 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --stage=*) stage=${args[i]#*=} ;;
     --stop_stage | --stop-stage) stop_stage=${args[i + 1]:-} ;;
     --stop_stage=* | --stop-stage=*) stop_stage=${args[i]#*=} ;;
+    --help | -h)
+      echo "Stage 0 (this script): generate the synthetic corpus into \$MINI_LRS3 (db.sh); stages 1-5 as below."
+      exec ../../TEMPLATE/avsr/avsr.sh --help ;;
   esac
 done
 [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || { echo "run.sh: --stage/--stop_stage must be numbers" >&2; exit 1; }
