@@ -28,7 +28,7 @@ import torch
 
 from mome.espnet.choices import ConfigError, build_encoder, make
 from mome.espnet.preprocess import AUDIO, VIDEO, AVSRPreprocessor
-from mome.espnet.readers import DATA_FILES, check_sample_rate
+from mome.espnet.readers import length_sorted_batches, media_dataset
 from mome.progress import progress
 
 log = logging.getLogger(__name__)
@@ -79,30 +79,8 @@ def frozen_encoders(args: argparse.Namespace, modalities=None) -> dict[str, torc
 
 
 def _dataset(args: argparse.Namespace, data_dir: Path, modalities):
-    from espnet2.train.dataset import ESPnetDataset
-
     conf = {k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k != "noise"}  # no noise at eval
-    preprocess = make(AVSRPreprocessor, "preprocessor", conf, train=False, tokenizer=None)
-    entries = []
-    for modality in modalities:
-        name, kind = DATA_FILES[modality]
-        path = data_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the {modality} encoder needs it")
-        if kind == "sound":
-            check_sample_rate(path)
-        entries.append((str(path), modality, kind))
-    return ESPnetDataset(entries, preprocess=preprocess)
-
-
-def _batches(keys: list[str], data_dir: Path, batch_size: int) -> list[list[str]]:
-    """Length-sorted batches (utt2dur): little padding to encode."""
-    utt2dur = data_dir / "utt2dur"
-    if utt2dur.is_file():
-        with open(utt2dur, encoding="utf-8") as f:
-            seconds = {u: float(d) for u, d in (line.split()[:2] for line in f if line.strip())}
-        keys = sorted(keys, key=lambda k: -seconds.get(k, 0.0))
-    return [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+    return media_dataset(data_dir, modalities, make(AVSRPreprocessor, "preprocessor", conf, train=False, tokenizer=None))
 
 
 def _sort_lines(path: Path) -> None:
@@ -131,7 +109,7 @@ def dump_features(
     args = load_config(config)
     encoders = {m: e.to(device) for m, e in frozen_encoders(args, modalities).items()}
     dataset = _dataset(args, data_dir, list(encoders))
-    batches = _batches(list(dataset), data_dir, batch_size)
+    batches = length_sorted_batches(dataset, data_dir, batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=CommonCollateFn(), num_workers=num_workers)
     out_dir.mkdir(parents=True, exist_ok=True)
     scps = {m: out_dir / f"{FEATS_NAMES[m]}.scp" for m in encoders}

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from mome.espnet.model import AVSRESPnetModel, pair_name
-from mome.espnet.readers import DATA_FILES, check_sample_rate
+from mome.espnet.readers import length_sorted_batches, media_dataset
 from mome.espnet.task import AVSRTask
 from mome.progress import progress
 
@@ -91,31 +91,6 @@ def decode_dir_name(data_dir: str | Path, pair) -> str:
     return f"decode_{Path(data_dir).name}_{pair_name(pair)}"
 
 
-def _dataset(model: AVSRESPnetModel, args: argparse.Namespace, data_dir: Path):
-    from espnet2.train.dataset import ESPnetDataset
-
-    entries = []
-    for modality in model.avsr.modalities:
-        name, kind = DATA_FILES[modality]
-        path = data_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the model's {modality} encoder needs it")
-        if kind == "sound":
-            check_sample_rate(path)
-        entries.append((str(path), modality, kind))
-    return ESPnetDataset(entries, preprocess=AVSRTask.build_preprocess_fn(args, train=False))
-
-
-def _length_sorted_batches(dataset, data_dir: Path, batch_size: int) -> list[list[str]]:
-    keys = list(dataset)
-    utt2dur = data_dir / "utt2dur"
-    if utt2dur.is_file():  # similar lengths in a batch: less left padding to compute
-        with open(utt2dur, encoding="utf-8") as f:
-            seconds = {u: float(d) for u, d in (line.split()[:2] for line in f if line.strip())}
-        keys.sort(key=lambda k: -seconds.get(k, 0.0))
-    return [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
-
-
 def decode_data_dir(
     model: AVSRESPnetModel,
     args: argparse.Namespace,
@@ -134,8 +109,8 @@ def decode_data_dir(
 
     data_dir = Path(data_dir)
     pairs = [check_pair(model, p) for p in pairs]
-    dataset = _dataset(model, args, data_dir)
-    batches = _length_sorted_batches(dataset, data_dir, batch_size)
+    dataset = media_dataset(data_dir, model.avsr.modalities, AVSRTask.build_preprocess_fn(args, train=False))
+    batches = length_sorted_batches(dataset, data_dir, batch_size)
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=CommonCollateFn(), num_workers=num_workers)
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()

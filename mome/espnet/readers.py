@@ -78,3 +78,32 @@ def register_data_types() -> None:
         "   utterance_id_b /some/where/b.mkv\n"
         "   ...",
     )
+
+
+def media_dataset(data_dir: str | Path, modalities, preprocess):
+    """An ESPnet dataset over a data dir's ``wav.scp`` / ``roi.scp`` for the given modalities (decoding and
+    feature dumping read media the same way); a missing file is named."""
+    from espnet2.train.dataset import ESPnetDataset
+
+    entries = []
+    for modality in modalities:
+        name, kind = DATA_FILES[modality]
+        path = Path(data_dir) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the {modality} encoder needs it")
+        if kind == "sound":
+            check_sample_rate(path)
+        entries.append((str(path), modality, kind))
+    return ESPnetDataset(entries, preprocess=preprocess)
+
+
+def length_sorted_batches(keys, data_dir: str | Path, batch_size: int) -> list[list[str]]:
+    """Batches of utterances sorted longest first by ``utt2dur`` (when present): similar lengths in a
+    batch, little padding to compute."""
+    keys = list(keys)
+    utt2dur = Path(data_dir) / "utt2dur"
+    if utt2dur.is_file():
+        with open(utt2dur, encoding="utf-8") as f:
+            seconds = {u: float(d) for u, d in (line.split()[:2] for line in f if line.strip())}
+        keys.sort(key=lambda k: -seconds.get(k, 0.0))
+    return [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
