@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mome.data.kaldi import read_table, write_table
 from mome.espnet.choices import ConfigError, build_encoder, make
 from mome.espnet.preprocess import AUDIO, VIDEO, AVSRPreprocessor
 from mome.espnet.readers import length_sorted_batches, media_dataset
@@ -83,11 +84,6 @@ def _dataset(args: argparse.Namespace, data_dir: Path, modalities):
     return media_dataset(data_dir, modalities, make(AVSRPreprocessor, "preprocessor", conf, train=False, tokenizer=None))
 
 
-def _sort_lines(path: Path) -> None:
-    lines = sorted(path.read_text(encoding="utf-8").splitlines())
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-
-
 def dump_features(
     config: str | Path,
     data_dir: str | Path,
@@ -120,7 +116,7 @@ def dump_features(
         progress_bar = progress(loader, total=len(batches), desc=f"features of {data_dir.name}", unit="batch")
         shapes = _encode_into(progress_bar, encoders, out_dir, tmp, device, dtype)
         for modality, scp in scps.items():
-            _sort_lines(tmp[modality])
+            write_table(tmp[modality], read_table(tmp[modality]))  # sorted, as Kaldi scps are
             shape_lines = "".join(f"{line}\n" for line in sorted(shapes[modality]))
             (out_dir / f"{FEATS_NAMES[modality]}_shape").write_text(shape_lines, encoding="utf-8")
             os.replace(tmp[modality], scp)
