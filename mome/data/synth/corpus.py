@@ -5,6 +5,9 @@ Layout written under ``out`` (the LRS3 layout, file for file)::
     lrs3/{pretrain,trainval,test}/<speaker>/<5-digit clip>.mp4   25 fps 224x224 h264 + 16 kHz AAC
     lrs3/{pretrain,trainval,test}/<speaker>/<5-digit clip>.txt   Text / Conf / Ref, FRAME and WORD tables
     landmarks/{pretrain,trainval,test}/<speaker>/<clip>.pkl      68 points per frame, crop pixels
+    alignments/{pretrain,trainval,test}/<speaker>/<clip>.phn     the synthesiser's phonemes: "start end phoneme"
+                                                                 per line, seconds in the clip (for pretraining
+                                                                 the stand-in encoders only, never a model input)
     noise/babble.wav                                             16 kHz mono, many overlapping talkers
     stats.json, README.txt                                       what was generated
 
@@ -181,6 +184,7 @@ def make_clip(out: Path, clip: Clip) -> float:
     video = out / "lrs3" / f"{clip.name}.mp4"
     write_mp4(video, frames, audio, fps=FPS, sample_rate=SAMPLE_RATE)
     write_landmarks(out / "landmarks" / f"{clip.name}.pkl", points)  # written whole by one pickle.dump
+    write_phn(out / "alignments" / f"{clip.name}.phn", speech.phonemes, lead, num_frames / FPS)
     first_frame = int(rng.integers(0, 3000))  # LRS3 numbers frames in the source video
     words = [Word(w.label.upper(), round(w.start + lead, 2), round(w.end + lead, 2),
                   round(float(rng.uniform(2, 10)), 1)) for w in speech.words]
@@ -194,11 +198,25 @@ def make_clip(out: Path, clip: Clip) -> float:
     return num_frames / FPS
 
 
+def write_phn(path: Path, phonemes, offset: float, duration: float) -> None:
+    """The clip's phoneme segments (shifted by ``offset`` seconds, cut at ``duration``), whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for p in phonemes:
+        start, end = p.start + offset, min(p.end + offset, duration)
+        if end > start:
+            lines.append(f"{start:.4f} {end:.4f} {p.label}\n")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+
+
 def clip_done(out: Path, clip: Clip) -> float | None:
     """The duration of an already complete clip, or None."""
     txt = out / "lrs3" / f"{clip.name}.txt"
     landmarks = out / "landmarks" / f"{clip.name}.pkl"
-    if not (txt.is_file() and txt.with_suffix(".mp4").is_file() and landmarks.is_file()):
+    alignment = out / "alignments" / f"{clip.name}.phn"
+    if not (txt.is_file() and txt.with_suffix(".mp4").is_file() and landmarks.is_file() and alignment.is_file()):
         return None
     return len(read_lrs_txt(txt).frames) / FPS
 
