@@ -1,11 +1,20 @@
-"""What every encoder shares: the padding mask from lengths, and the frozen switch.
+"""What every encoder shares: the padding mask from lengths, the frozen switch, and a saved-weights layout.
 
 A frozen encoder has no trainable parameters, stays in eval mode when its parent calls ``.train()``
 (no dropout, no layer drop, fixed batch-norm statistics) and runs without building an autograd graph.
+
+An encoder built from keyword arguments keeps them in ``config``; ``save_pretrained(dir)`` writes them with
+the weights (``config.json`` + ``model.safetensors``, Hugging Face's layout) and ``from_pretrained(dir)``
+rebuilds it, frozen by default: how the mini recipe's pretrained stand-in encoders reach the AVSR model.
 """
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -38,6 +47,7 @@ class Encoder(nn.Module):
 
     output_size: int
     frame_rate: int
+    config: dict  # the constructor's keyword arguments (``frozen`` aside), for save_pretrained
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,3 +69,44 @@ class Encoder(nn.Module):
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # -- saved weights ----------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write ``config.json`` (the class name and ``config``) and ``model.safetensors`` into ``path``, whole
+        or not at all (written beside it, then renamed)."""
+        from safetensors.torch import save_file
+
+        if not hasattr(self, "config"):
+            raise TypeError(f"{type(self).__name__} keeps no config: it cannot be saved with save_pretrained")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            (tmp / CONFIG_NAME).write_text(json.dumps({"encoder": type(self).__name__, **self.config}, indent=1) + "\n")
+            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_NAME))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, frozen: bool = True, **overrides) -> "Encoder":
+        """The encoder that :meth:`save_pretrained` wrote to ``path``; ``overrides`` replace saved keyword
+        arguments that do not change the weights' shapes (``dropout``)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise FileNotFoundError(f"{path}: not a saved encoder (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        config = json.loads((path / CONFIG_NAME).read_text())
+        kind = config.pop("encoder", None)
+        if kind != cls.__name__:
+            raise ValueError(f"{path} holds a {kind}, not a {cls.__name__}")
+        encoder = cls(**{**config, **overrides})
+        encoder.load_state_dict(load_file(str(path / WEIGHTS_NAME)))
+        return encoder.set_frozen(frozen)
+
+
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"

@@ -4,8 +4,9 @@ SmallAudioEncoder: Whisper-style log-mel (80 bins, 100 frames/s) -> two 1D convo
 stride 2, as in Whisper; ``stride=4`` strides both) -> a small pre-LN Transformer. 50 tokens per second
 by default, the Whisper encoder's rate, so the compression rates mean the same thing with either.
 
-SmallVideoEncoder: mouth ROI frames -> a 3D convolution stem over (time, space) -> a small 2D CNN per
-frame, globally pooled -> a small pre-LN Transformer over time. 25 tokens per second (one per frame).
+SmallVideoEncoder: mouth ROI frames (optionally average-pooled by ``input_pool`` first: a quarter of the
+pixels at 2) -> a 3D convolution stem over (time, space) -> a small 2D CNN per frame, globally pooled -> a
+small pre-LN Transformer over time. 25 tokens per second (one per frame).
 
 Both normalise per item and per frame (GroupNorm / LayerNorm, no batch norm) and zero the padded steps
 between their convolutions, so an item's features do not depend on the rest of its batch.
@@ -64,6 +65,7 @@ class SmallAudioEncoder(Encoder):
         super().__init__()
         if stride not in (2, 4):
             raise ValueError(f"stride must be 2 (50 tokens/s) or 4 (25 tokens/s), got {stride}")
+        self.config = dict(dim=dim, layers=layers, heads=heads, ffn_dim=ffn_dim, n_mels=n_mels, stride=stride, dropout=dropout)
         self.log_mel = WhisperLogMel(n_mels)
         self.conv1 = nn.Conv1d(n_mels, dim, 3, stride=stride // 2, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
@@ -103,11 +105,21 @@ class SmallVideoEncoder(Encoder):
         ffn_dim: int = 576,
         channels: tuple[int, ...] = (16, 32, 64, 128),
         dropout: float = 0.1,
+        input_pool: int = 1,
+        stem_frames: int = 5,
         frozen: bool = False,
     ) -> None:
         super().__init__()
+        if input_pool < 1 or stem_frames < 1 or stem_frames % 2 == 0:
+            raise ValueError(f"input_pool must be >= 1 and stem_frames odd, got {input_pool} and {stem_frames}")
+        channels = tuple(int(c) for c in channels)
+        self.config = dict(dim=dim, layers=layers, heads=heads, ffn_dim=ffn_dim, channels=list(channels), dropout=dropout,
+                           input_pool=input_pool, stem_frames=stem_frames)
+        self.input_pool = input_pool
         stem = channels[0]
-        self.stem = nn.Conv3d(1, stem, kernel_size=(5, 5, 5), stride=(1, 2, 2), padding=(2, 2, 2), bias=False)
+        self.stem = nn.Conv3d(
+            1, stem, kernel_size=(stem_frames, 5, 5), stride=(1, 2, 2), padding=(stem_frames // 2, 2, 2), bias=False
+        )
         blocks: list[nn.Module] = [nn.GroupNorm(1, stem), nn.GELU(), nn.MaxPool2d(3, stride=2, padding=1)]
         for c_in, c_out in zip(channels[:-1], channels[1:]):
             blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, c_out), nn.GELU()]
@@ -124,7 +136,9 @@ class SmallVideoEncoder(Encoder):
         with self.grad_context():
             batch, time = x.shape[:2]
             valid = valid_mask(lengths, time)
-            frames = x.to(self.proj.weight.dtype) * valid[:, :, None, None]  # the stem mixes 5 frames
+            frames = x.to(self.proj.weight.dtype) * valid[:, :, None, None]  # the stem mixes frames
+            if self.input_pool > 1:
+                frames = nn.functional.avg_pool2d(frames, self.input_pool)
             hidden = self.stem(frames.unsqueeze(1)).transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')
             hidden = self.frame_cnn(hidden).mean(dim=(2, 3)).view(batch, time, -1)
             return self.transformer(self.proj(hidden), valid), lengths
