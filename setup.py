@@ -11,6 +11,7 @@ setup(
             "mome-params = mome.bin.params:main",
             "mome-flops = mome.bin.flops:main",
             "mome-transcribe = mome.bin.transcribe:main",
+            "mome-convert = mome.bin.convert:main",
         ]
     },
 )

