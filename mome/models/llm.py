@@ -261,13 +261,17 @@ class FrozenLLM(nn.Module):
         return losses.sum(1), (labels != IGNORE_INDEX).sum(1).float()
 
     @torch.no_grad()
-    def generate_ids(self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32) -> list[torch.Tensor]:
+    def generate_ids(
+        self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32, min_new_tokens: int = 0
+    ) -> list[torch.Tensor]:
         """New token ids per row, cut before <eos>. Greedy (num_beams=1) or beam search with KV cache; never
-        samples. Prompts must be left-padded."""
+        samples. Prompts must be left-padded. ``min_new_tokens``: <eos> is barred before that many new tokens
+        (benchmarks fix the decoding length with it)."""
         if batch.attention_mask[:, -1].min() == 0:
             raise ValueError("generation needs left-padded prompts (build_prompt(..., padding_side='left'))")
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
             num_beams=num_beams,
             do_sample=False,
             eos_token_id=self.eos_id,

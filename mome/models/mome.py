@@ -141,14 +141,15 @@ class BottleneckExperts(nn.Module):
         counts = torch.bincount(slots + 1, minlength=self.n + 1).tolist()
         order = order[counts[0] :]
         tokens = order // chosen.shape[-1]
-        slot_weights = weights.flatten()[order, None].to(x.dtype)
+        slot_weights = weights.flatten().index_select(0, order)[:, None].to(x.dtype)
         out = gates.to(x.dtype) @ self.up_bias  # every slot's weighted up-bias at once
         start = 0
         experts = zip(counts[1:], self.down_weight.unbind(1), self.down_bias.unbind(0), self.up_weight.unbind(0))
         for count, down, down_bias, up in experts:
             if count:
                 rows = tokens[start : start + count]
-                hidden = nn.functional.gelu(torch.addmm(down_bias, x[rows], down)) * slot_weights[start : start + count]
+                hidden = nn.functional.gelu(torch.addmm(down_bias, x.index_select(0, rows), down))
+                hidden = hidden * slot_weights[start : start + count]
                 out.index_add_(0, rows, (hidden @ up).to(out.dtype))
                 start += count
         return out
