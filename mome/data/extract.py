@@ -191,7 +191,7 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
         rois = {utt: stack.enter_context(RoiWriter(roi_path(dump, utt), fps=round(fps))) for utt in spans}
         wavs = {utt: stack.enter_context(WavWriter(wav_path(dump, utt), SAMPLE_RATE)) for utt in spans}
         try:
-            decoded = _stream_rois(video, points, spans, rois, failed, landmarks)
+            decoded = stream_rois(video, points, spans, rois, failed, landmarks)
             if abs(decoded - total) > MAX_FRAME_MISMATCH:
                 raise Skip("corrupt-video", f"decoded {decoded} of {total} frames")
             spans = {utt: (first, min(last, decoded)) for utt, (first, last) in spans.items() if utt not in failed}
@@ -199,7 +199,7 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
                 if last <= first:
                     failed[utt] = f"empty-segment: frames {first}-{last} of {decoded} decoded"
                     del spans[utt]
-            _stream_wavs(video, fps, spans, wavs)
+            stream_wavs(video, fps, spans, wavs)
         except Skip as e:
             failed.update({utt: str(e) for utt in rois})
         for utt in failed:  # the writers of the others are closed (renamed into place) on leaving the block
@@ -211,9 +211,11 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
     return out
 
 
-def _stream_rois(video: str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks) -> int:
-    """Crop each chunk of decoded frames into the ROI writers of the segments it overlaps; returns the number
-    of frames decoded. A segment whose crop fails (e.g. all stable points on one spot) lands in ``failed``."""
+def stream_rois(video: str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None) -> int:
+    """Decode ``video`` and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
+    segments (``spans``: utt -> [first, last) frames) it overlaps, with the clean ``points`` (T, 68, 2); returns
+    the number of frames decoded. A segment whose crop fails (e.g. all stable points on one spot) lands in
+    ``failed`` (utt -> reason, naming ``landmarks``); a decoding error raises Skip."""
     decoded = 0
     try:
         for start, frames in _chunks(iter_video(video, gray=True), CHUNK_FRAMES):
@@ -231,8 +233,9 @@ def _stream_rois(video: str, points: np.ndarray, spans: dict, rois: dict, failed
     return decoded
 
 
-def _stream_wavs(video: str, fps: float, spans: dict, wavs: dict) -> None:
-    """Each segment's samples of the audio track into its wav writer, zero-padded where the track ends early."""
+def stream_wavs(video: str, fps: float, spans: dict, wavs: dict) -> None:
+    """Each segment's samples (``spans``: utt -> [first, last) video frames at ``fps``) of the audio track of
+    ``video`` into its wav writer (``wavs``: utt -> WavWriter), zero-padded where the track ends early."""
     bounds = {utt: (round(first / fps * SAMPLE_RATE), round(last / fps * SAMPLE_RATE)) for utt, (first, last) in spans.items()}
     end = max((stop for _, stop in bounds.values()), default=0)
     position = 0
