@@ -1,4 +1,5 @@
 """Every benchmark at a toy size (``--tiny``): the JSON it prints and the equality checks it makes. Never a time."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,11 @@ def targets_are_well_formed(report: dict) -> None:
 
 
 def test_every_benchmark_has_a_test():
-    tested = {name[len("test_") : -len("_bench")] for name in globals() if name.startswith("test_") and name.endswith("_bench")}
+    tested = {
+        name[len("test_") : -len("_bench")]
+        for name in globals()
+        if name.startswith("test_") and name.endswith("_bench")
+    }
     assert tested == set(BENCHMARKS)
 
 
@@ -64,7 +69,9 @@ def test_train_step_bench(capsys):
     r = run_bench("train_step", capsys)
     for kind in ("features", "encoders"):
         row = r["inputs"][kind]
-        assert row["losses_equal"] and row["max_loss_diff"] <= 1e-5  # joint (any pairs_per_forward) = single-pair models
+        assert (
+            row["losses_equal"] and row["max_loss_diff"] <= 1e-5
+        )  # joint (any pairs_per_forward) = single-pair models
         assert set(row["joint_over_separate"]) == {"ppf4", "ppf2", "ppf1"}
         positions = row["llm_positions"]
         assert positions["ppf4"] >= positions["ppf2"] >= positions["ppf1"]  # stacking pads to the longest prompt
@@ -91,13 +98,18 @@ def test_decode_bench(capsys):
 def test_flops_bench(capsys):
     r = run_bench("flops", capsys)
     assert {(row["corpus"], row["method"]) for row in r["rows"]} == {
-        (c, m) for c in ("LRS3", "LRS2") for m in ("mome_4_pairs_ppf_all", "mome_4_pairs_ppf_1", "llama_avsr_4_single_pair_models")
+        (c, m)
+        for c in ("LRS3", "LRS2")
+        for m in ("mome_4_pairs_ppf_all", "mome_4_pairs_ppf_1", "llama_avsr_4_single_pair_models")
     }
     for row in r["rows"]:
         assert sum(row["share"].values()) == pytest.approx(1.0, abs=1e-3) and row["epoch_pflops"] >= 0
     by = {(row["corpus"], row["method"]): row for row in r["rows"]}
     # stacking all four pairs pads every row to the longest prompt
-    assert by["LRS3", "mome_4_pairs_ppf_all"]["llm_positions_per_utterance"] > by["LRS3", "mome_4_pairs_ppf_1"]["llm_positions_per_utterance"]
+    assert (
+        by["LRS3", "mome_4_pairs_ppf_all"]["llm_positions_per_utterance"]
+        > by["LRS3", "mome_4_pairs_ppf_1"]["llm_positions_per_utterance"]
+    )
 
 
 def test_training_flops_formula_equals_torchs_count_of_a_real_step():
@@ -116,7 +128,9 @@ def test_training_flops_formula_equals_torchs_count_of_a_real_step():
     llm = frozen_llm(config)
     seconds, text, labelled = 1.0, 9, 5
     length = prompt_tokens(seconds, 4, 2, 50.0, 25.0, text)
-    paper = training_flops_per_utterance(config, MoMESpec(), [(4, 2)], seconds, text, labelled - 1, 0.0, {"audio": 8, "video": 8})
+    paper = training_flops_per_utterance(
+        config, MoMESpec(), [(4, 2)], seconds, text, labelled - 1, 0.0, {"audio": 8, "video": 8}
+    )
     assert paper.llm_positions == length
     x = torch.randn(1, length, 64, requires_grad=True)
     labels = torch.full((1, length), IGNORE_INDEX)
@@ -140,8 +154,16 @@ def test_encoder_flops_formulas_equal_torchs_count():
                    max_source_positions=1500, decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=64)  # fmt: skip
     seconds = 2.0
     for encoder, inputs, paper in (
-        (WhisperAudioEncoder(whisper), (torch.zeros(1, 32000), torch.tensor([32000])), whisper_encoder_flops(whisper, seconds)),
-        (AVHubertVideoEncoder("tiny"), (torch.zeros(1, 50, 88, 88), torch.tensor([50])), avhubert_video_flops("tiny", seconds)),
+        (
+            WhisperAudioEncoder(whisper),
+            (torch.zeros(1, 32000), torch.tensor([32000])),
+            whisper_encoder_flops(whisper, seconds),
+        ),
+        (
+            AVHubertVideoEncoder("tiny"),
+            (torch.zeros(1, 50, 88, 88), torch.tensor([50])),
+            avhubert_video_flops("tiny", seconds),
+        ),
     ):
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from mome.models.llm import FrozenLLM
 import mome.models.mome as mome_module
+from mome.models.llm import FrozenLLM
 from mome.models.mome import (
     BottleneckExperts,
     MoMEAdapter,

@@ -1,4 +1,5 @@
 """python -m mome.bench <name> [options]: run one benchmark, print one JSON object (see mome.bench)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,15 @@ def get_parser() -> argparse.ArgumentParser:
                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         one.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
         one.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: CPU-time clock)")
-        one.add_argument("--llm-config", default=None, help="LLM config.json or save_pretrained directory (default: ~100M Llama)")
+        one.add_argument(
+            "--llm-config", default=None, help="LLM config.json or save_pretrained directory (default: ~100M Llama)"
+        )
         one.add_argument("--repeats", type=int, default=5, help="timed rounds (the median is reported)")
         one.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
         one.add_argument("--seed", type=int, default=0)
-        one.add_argument("--tiny", action="store_true", help="toy sizes, one round: checks that it runs, figures mean nothing")
+        one.add_argument(
+            "--tiny", action="store_true", help="toy sizes, one round: checks that it runs, figures mean nothing"
+        )
         one.add_argument("--out", default=None, help="also write the JSON to this file")
         module.add_arguments(one)
     return p

@@ -7,6 +7,7 @@ LLM alone still back-propagates through every layer. Prefill: one forward pass w
 last position's logits, as ``generate`` starts. Fresh adapters leave the LLM's function unchanged (zero
 up-projection, zero LoRA B): the benchmark checks that the three give equal logits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,9 @@ def variants(config, device: str, seed: int) -> dict:
 
 def run(a: argparse.Namespace) -> dict:
     config = llm_config(a.llm_config, a.tiny)
-    batch, tokens, labelled, prefill_batch = (2, 24, 4, 1) if a.tiny else (a.batch, a.tokens, a.labelled, a.prefill_batch)
+    batch, tokens, labelled, prefill_batch = (
+        (2, 24, 4, 1) if a.tiny else (a.batch, a.tokens, a.labelled, a.prefill_batch)
+    )
     models = variants(config, a.device, a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     embeds = (0.02 * torch.randn(batch, tokens, config.hidden_size, generator=gen)).to(a.device)
@@ -79,12 +82,23 @@ def run(a: argparse.Namespace) -> dict:
     return {
         "llm": {"parameters": frozen_params, "hidden_size": config.hidden_size, "layers": config.num_hidden_layers},
         "mome": MOME_SETTING,
-        "lora": {**LORA_SETTING, "targets": ["q_proj", "v_proj"], "rank": LoRASpec(**LORA_SETTING).rank(config.hidden_size)},
+        "lora": {
+            **LORA_SETTING,
+            "targets": ["q_proj", "v_proj"],
+            "rank": LoRASpec(**LORA_SETTING).rank(config.hidden_size),
+        },
         "adapter_parameters": {n: models[n][1].total_params() for n in ("lora", "mome")},
-        "train_step": {"batch": batch, "tokens": tokens, "labelled": labelled,
-                       "mome_dispatch": "sorted" if sorted_dispatch(batch * tokens, spec.top_k, spec.experts) else "dense"},
-        "prefill": {"batch": prefill_batch, "tokens": tokens,
-                    "mome_dispatch": "sorted" if sorted_dispatch(prefill_batch * tokens, spec.top_k, spec.experts) else "dense"},
+        "train_step": {
+            "batch": batch,
+            "tokens": tokens,
+            "labelled": labelled,
+            "mome_dispatch": "sorted" if sorted_dispatch(batch * tokens, spec.top_k, spec.experts) else "dense",
+        },
+        "prefill": {
+            "batch": prefill_batch,
+            "tokens": tokens,
+            "mome_dispatch": "sorted" if sorted_dispatch(prefill_batch * tokens, spec.top_k, spec.experts) else "dense",
+        },
         "fresh_adapters_max_logit_diff": diffs,
         "fresh_adapters_equal_frozen": all(d == 0.0 for d in diffs.values()),
         "train_step_s": {n: round(t, 4) for n, t in train.items()},

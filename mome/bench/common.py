@@ -1,4 +1,5 @@
 """What every benchmark shares: the machine description, side-by-side timing, the default LLM, targets."""
+
 from __future__ import annotations
 
 import os
@@ -90,7 +91,9 @@ class Clock:
         return time.process_time() if self.cpu_time else time.perf_counter()
 
 
-def interleaved(cases: dict[str, Callable[[], object]], clock: Clock, repeats: int, warmup: int = 1) -> dict[str, float]:
+def interleaved(
+    cases: dict[str, Callable[[], object]], clock: Clock, repeats: int, warmup: int = 1
+) -> dict[str, float]:
     """Median seconds of each case over ``repeats`` rounds after ``warmup`` rounds; in every round each case
     runs once, the order rotating from round to round."""
     names = list(cases)
@@ -137,11 +140,3 @@ def frozen_llm(config, device: str = "cpu", seed: int = 0, dtype: torch.dtype | 
     torch.manual_seed(seed)
     model = build_llm(config, dtype=dtype)
     return FrozenLLM(model, tokenizer()).to(device).eval()
-
-
-def parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def rounded(values: dict, digits: int = 4) -> dict:
-    return {k: round(v, digits) if isinstance(v, float) else v for k, v in values.items()}

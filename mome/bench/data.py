@@ -8,6 +8,7 @@ for comparison, ``frames_in_memory`` (the whole clip decoded into one array, as 
 streamed). Throughput is frames (25 per second of media) per CPU-second of the process, all its threads
 counted: per core. Memory is the peak resident size during the work minus the size before it began.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -155,5 +156,7 @@ def run(a: argparse.Namespace) -> dict:
         "clip": f"{SIZE}x{SIZE} h264 {FPS} fps + {SAMPLE_RATE} Hz AAC, 68-point landmarks",
         "rows": rows,
         "peak_memory_mb": peak,
-        "all_roi_frames_written": all(r.get("roi_frames_written", r["frames"]) == r["frames"] for r in rows if r["kind"] == "roi"),
+        "all_roi_frames_written": all(
+            r.get("roi_frames_written", r["frames"]) == r["frames"] for r in rows if r["kind"] == "roi"
+        ),
     }

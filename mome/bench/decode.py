@@ -7,6 +7,7 @@ a config, as stage 4 builds it from a trained model's ``config.yaml``: the bench
 MoME-23/4 and the mini recipe's small encoders. Random weights rarely end a hypothesis, so every decoding
 runs about ``--max-new-tokens`` steps (an LRS3 test transcript is 7.5 words, about 10 Llama tokens).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,7 +100,9 @@ def run(a: argparse.Namespace) -> dict:
     batching = {}
     for beam in a.beams:
         by = {r["batch"]: r["utterances_per_s"] for r in rows if r["beam"] == beam}
-        batching[f"beam{beam}"] = {f"batch{b}_over_batch{min(by)}": round(v / by[min(by)], 3) for b, v in by.items() if b != min(by)}
+        batching[f"beam{beam}"] = {
+            f"batch{b}_over_batch{min(by)}": round(v / by[min(by)], 3) for b, v in by.items() if b != min(by)
+        }
     same = {}
     for beam in a.beams:
         first = hyps[beam, a.batches[0]]

@@ -8,6 +8,7 @@ expert choices and gradients before it times anything. Timed: forward alone (no 
 backward, at each LLM width and token count, with our two forms (dense gated, sorted by expert) beside the
 one our size rule picks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -140,7 +141,9 @@ def compare(layer: MoMELayer, reference: LoopMoME, x: torch.Tensor, atol: float 
             layer.state.recording, layer.state.records = True, []
             out = module(xg)
             layer.state.recording = False
-        out, chosen = out if isinstance(out, tuple) else (out, layer.state.records[-1].chosen.reshape(-1, layer.top_k[0]))
+        out, chosen = (
+            out if isinstance(out, tuple) else (out, layer.state.records[-1].chosen.reshape(-1, layer.top_k[0]))
+        )
         (out * torch.linspace(-1, 1, out.numel(), device=out.device).view(out.shape)).sum().backward()
         grads = [xg.grad] + [p.grad for p in layer.parameters()]
         results[name] = (out.detach(), chosen, grads)
@@ -156,7 +159,9 @@ def compare(layer: MoMELayer, reference: LoopMoME, x: torch.Tensor, atol: float 
     return {
         "max_abs_diff": diff,
         "outputs_equal": diff <= atol,
-        "choices_equal": all(torch.equal(results[f][1].reshape(loop_chosen.shape), loop_chosen) for f in ("dense", "sorted")),
+        "choices_equal": all(
+            torch.equal(results[f][1].reshape(loop_chosen.shape), loop_chosen) for f in ("dense", "sorted")
+        ),
         "max_grad_rel_diff": grad_diff,
         "gradients_equal": grad_diff <= atol,
     }

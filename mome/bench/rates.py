@@ -9,6 +9,7 @@ pair decodes the same number). Each pair's time is divided by (1, 1)'s and set a
 input tokens (prompt; for decoding prompt + new tokens). Decoding tokens/s at batch 1 and 8: new tokens per
 second of the decoding steps (decoding time minus prefill time), at ``--batch-pair``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,9 @@ def run(a: argparse.Namespace) -> dict:
         def step():
             with torch.no_grad():
                 p = prompt(pair, batch)
-                model.llm.hf(inputs_embeds=p.inputs_embeds, attention_mask=p.attention_mask, use_cache=True, logits_to_keep=1)
+                model.llm.hf(
+                    inputs_embeds=p.inputs_embeds, attention_mask=p.attention_mask, use_cache=True, logits_to_keep=1
+                )
 
         return step
 
@@ -114,7 +117,9 @@ def run(a: argparse.Namespace) -> dict:
         rows.append(row)
         if pair != PAIRS[0]:
             name = f"{pair[0]},{pair[1]}"
-            targets[f"prefill_{name}"] = target(row["prefill_time_ratio"] / token_ratio, 1.2, "prefill time ratio / token ratio")
+            targets[f"prefill_{name}"] = target(
+                row["prefill_time_ratio"] / token_ratio, 1.2, "prefill time ratio / token ratio"
+            )
             targets[f"decode_{name}"] = target(row["decode_time_ratio"] / decode_token_ratio, 1.2,
                                               "decoding time ratio / (prompt + new tokens) ratio")  # fmt: skip
     tokens_per_s = {}

@@ -14,6 +14,7 @@ single-pair model. Two inputs:
   AV-HuBERT of half width: ResNet-18 front end with 32 channels, 6 layers of 512): the joint step encodes
   once for its four pairs, the separate steps once each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,7 +87,10 @@ def batch_inputs(kind: str, model: AVSRModel, batch: int, seconds: float, device
     feats = {}
     for modality, hz in (("audio", 50), ("video", 25)):
         steps, dim = round(seconds * hz), model.encoders[modality].output_size
-        feats[modality] = (torch.randn(batch, steps, dim, generator=gen).to(device), torch.full((batch,), steps, device=device))
+        feats[modality] = (
+            torch.randn(batch, steps, dim, generator=gen).to(device),
+            torch.full((batch,), steps, device=device),
+        )
     return {"features": feats}
 
 
@@ -94,8 +98,14 @@ def run(a: argparse.Namespace) -> dict:
     config = llm_config(a.llm_config, a.tiny)
     batch, seconds, words = (2, 1.0, 3) if a.tiny else (a.batch, a.seconds, a.words)
     joint, single = models(config, a.tiny, a.device, a.seed)
-    texts = [" ".join(["the quick brown fox jumps over the lazy dog".split()[i % 9] for i in range(j, j + words)]) for j in range(batch)]
-    optimizers = {id(m): torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for m in (joint, *single.values())}
+    texts = [
+        " ".join(["the quick brown fox jumps over the lazy dog".split()[i % 9] for i in range(j, j + words)])
+        for j in range(batch)
+    ]
+    optimizers = {
+        id(m): torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+        for m in (joint, *single.values())
+    }
     clock = Clock(a.device)
 
     def step(model: AVSRModel, inputs: dict):
@@ -120,7 +130,9 @@ def run(a: argparse.Namespace) -> dict:
         return run_
 
     results, inputs_of = {}, {kind: batch_inputs(kind, joint, batch, seconds, a.device, a.seed) for kind in a.inputs}
-    checks = {kind: same_losses(joint, single, texts, inputs) for kind, inputs in inputs_of.items()}  # before any update
+    checks = {
+        kind: same_losses(joint, single, texts, inputs) for kind, inputs in inputs_of.items()
+    }  # before any update
     for kind, inputs in inputs_of.items():
         check = checks[kind]
         cases = {f"joint_ppf{n}": joint_step(n, inputs) for n in (4, 2, 1)}
@@ -131,20 +143,26 @@ def run(a: argparse.Namespace) -> dict:
         row = {
             **check,
             "step_s": {n: round(t, 4) for n, t in times.items()},
-            "joint_over_separate": {f"ppf{n}": round(times[f"joint_ppf{n}"] / times["separate_4_steps"], 3) for n in (4, 2, 1)},
+            "joint_over_separate": {
+                f"ppf{n}": round(times[f"joint_ppf{n}"] / times["separate_4_steps"], 3) for n in (4, 2, 1)
+            },
             "llm_positions": positions(joint, inputs, texts),
         }
         if kind == "encoders":
             row["encoder_share_of_separate_steps"] = round(4 * times["encoders_once"] / times["separate_4_steps"], 3)
-        row["target"] = target(min(row["joint_over_separate"].values()), 0.6, "best joint step / four single-pair steps")
+        row["target"] = target(
+            min(row["joint_over_separate"].values()), 0.6, "best joint step / four single-pair steps"
+        )
         results[kind] = row
     return {
         "batch": batch,
         "utterance_seconds": seconds,
         "pairs": [list(p) for p in PAIRS],
         "adapter": MOME_SETTING,
-        "stand_in_encoders": {"audio": "whisper " + str(TINY_WHISPER if a.tiny else WHISPER_BASE),
-                              "video": "avhubert " + str(TINY_AVHUBERT if a.tiny else AVHUBERT_HALF)},  # fmt: skip
+        "stand_in_encoders": {
+            "audio": "whisper " + str(TINY_WHISPER if a.tiny else WHISPER_BASE),
+            "video": "avhubert " + str(TINY_AVHUBERT if a.tiny else AVHUBERT_HALF),
+        },  # fmt: skip
         "inputs": results,
         "targets": {kind: r["target"] for kind, r in results.items()},
     }

@@ -23,8 +23,8 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
