@@ -188,7 +188,7 @@ def test_all_pairs_in_one_llm_pass_equal_one_pass_per_pair(spec):
     outputs = {}
     for name, model in (("one", one), ("all", shared)):
         projectors = {f"{m}{r}": p for m in MODALITIES for r, p in model.projectors[m].projectors.items()}
-        calls = count_calls({**projectors, "llm": model.llm.hf})
+        calls = count_calls({**projectors, "llm": model.llm.hf.model})  # the decoder: once per pass
         model.train()
         out = model(TEXTS, **inputs())
         out.loss.backward()
@@ -211,7 +211,7 @@ def test_all_pairs_in_one_llm_pass_equal_one_pass_per_pair(spec):
 def test_per_scale_lora_runs_one_pass_per_pair():
     model = build(LoRASpec("mtsk-ss", reduction=8), pairs_per_forward="all")
     assert model.pair_groups() == [[0], [1], [2], [3]]  # peft cannot switch adapters per row
-    calls = count_calls({"llm": model.llm.hf})
+    calls = count_calls({"llm": model.llm.hf.model})
     assert torch.isfinite(model(TEXTS, **inputs()).loss) and calls["llm"] == 4
     assert build(rate_pairs=[(2, 1), (4, 3)], pairs_per_forward=3).pair_groups() == [[0, 1]]
     with pytest.raises(ValueError, match="pairs_per_forward must be 'all' or a positive integer, got 0"):

@@ -117,3 +117,23 @@ def test_a_corpus_without_landmarks_is_an_error(root, capsys):
         run_job(data, root / "dump")
     assert extract_main(["--data", str(data), "--dump", str(root / "dump")]) == 1
     assert "landmarks.scp missing" in capsys.readouterr().err
+
+
+def test_streamed_outputs_equal_the_whole_clip_in_memory(root, monkeypatch):
+    """Chunks of 7 frames (segment boundaries fall inside chunks): each segment's ROI and wav are what the
+    whole decoded clip gives, cut at the segment."""
+    import mome.data.extract as extract_module
+    from mome.data.landmarks import read_landmarks
+    from mome.data.media import read_video
+    from mome.data.roi import crop_mouths, prepare_landmarks
+
+    monkeypatch.setattr(extract_module, "CHUNK_FRAMES", 7)
+    data, dump = root / "data" / "test", root / "dump" / "test"
+    assert run_job(data, dump).extracted == UTTS
+    video = root / "corpus" / "spkA" / "00002.mp4"
+    rois = crop_mouths(read_video(video), prepare_landmarks(read_landmarks(root / "landmarks" / "spkA" / "00002.pkl")))
+    audio = read_audio(video)
+    for utt, (first, last) in {"spkA_00002_00": (0, 30), "spkA_00002_01": (30, 50)}.items():
+        assert np.array_equal(read_roi(roi_path(dump, utt)), rois[first:last])
+        np.testing.assert_allclose(read_wav(wav_path(dump, utt)), audio[first * 640 : last * 640], atol=1 / 32768)
+    assert not list(dump.rglob(".*.tmp"))

@@ -141,3 +141,21 @@ def test_tokenizer_larger_than_vocab_is_rejected():
     small = build_llm(tiny_llm_config(vocab_size=10))
     with pytest.raises(LLMError, match=r"tokenizer has \d+ tokens but the LLM's embedding table only 10 rows"):
         FrozenLLM(small, tokenizer)
+
+
+def test_loss_per_row_equals_each_rows_cross_entropy_from_full_logits():
+    """The head runs only on each row's labelled positions; the sums are those of the full logits' cross-entropy,
+    also for rows whose transcripts start at different places."""
+    llm = tiny_llm(initializer_range=0.3)
+    secs = sections(llm)
+    short = [(name, x, torch.minimum(lens, torch.tensor(1))) for name, x, lens in secs]  # shorter prompts
+    batch = llm.build_prompt(secs, llm.tokenize(TEXTS), "right")
+    other = llm.build_prompt(short, llm.tokenize(TEXTS), "right")
+    for b in (batch, other):
+        sums, counts = llm.loss_per_row(b)
+        logits, labels = llm(b).logits[:, :-1], b.labels[:, 1:]
+        for i in range(len(labels)):
+            keep = labels[i] != IGNORE_INDEX
+            manual = torch.nn.functional.cross_entropy(logits[i][keep], labels[i][keep], reduction="sum")
+            assert torch.allclose(sums[i], manual, atol=1e-4) and counts[i] == keep.sum()
+        assert torch.allclose(sums.sum() / counts.sum(), llm(b).loss, atol=1e-6)

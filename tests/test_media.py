@@ -5,7 +5,18 @@ import numpy as np
 import pytest
 from media_fixtures import FPS, SR, tone
 
-from mome.data.media import MediaError, probe, read_audio, read_video, read_wav, write_mp4, write_wav
+from mome.data.media import (
+    MediaError,
+    WavWriter,
+    iter_audio,
+    iter_video,
+    probe,
+    read_audio,
+    read_video,
+    read_wav,
+    write_mp4,
+    write_wav,
+)
 
 
 def _frames(n: int, size: int = 64) -> np.ndarray:
@@ -92,6 +103,24 @@ def test_wav_round_trip(tmp_path):
     info = sf.info(str(tmp_path / "a.wav"))
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     assert read_wav(tmp_path / "a.wav", 8000).shape == (3,)
+
+
+def test_streams_equal_the_whole_reads(tmp_path, clip):
+    frames = list(iter_video(clip[0], start=0.2, end=0.6))
+    np.testing.assert_array_equal(np.stack(frames), read_video(clip[0], start=0.2, end=0.6))
+    audio = np.concatenate(list(iter_audio(clip[0])))
+    whole = read_audio(clip[0])
+    np.testing.assert_array_equal(audio[: len(whole)], whole[: len(audio)])
+    x = tone(0.3)
+    with WavWriter(tmp_path / "a.wav") as wav:
+        wav.write(x[:1000])
+        wav.write(x[1000:])
+    write_wav(tmp_path / "b.wav", x)
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    with WavWriter(tmp_path / "c.wav") as wav:
+        wav.write(x)
+        wav.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav"]
 
 
 def test_fast_gray_equals_swscale_gray(tmp_path):

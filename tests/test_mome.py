@@ -6,8 +6,19 @@ import math
 import pytest
 import torch
 
+import mome.models.mome as mome_module
 from mome.models.llm import FrozenLLM
-from mome.models.mome import BottleneckExperts, MoMEAdapter, MoMELayer, MoMESpec, RouterRecord, RoutingState, balance_loss, route
+from mome.models.mome import (
+    BottleneckExperts,
+    MoMEAdapter,
+    MoMELayer,
+    MoMESpec,
+    RouterRecord,
+    RoutingState,
+    balance_loss,
+    route,
+    sorted_dispatch,
+)
 from mome.models.tiny_llm import make_tiny_llm
 
 TEXTS = ["hello world", "the quick brown fox jumps"]
@@ -162,7 +173,51 @@ def test_branch_input_is_the_normalised_sublayer_input(location, target, expecte
     assert torch.equal(seen["branch"], seen["norm"])
 
 
-def test_every_expert_gets_a_gradient_even_unrouted():
+@pytest.fixture(params=["dense", "sorted"])
+def dispatch(request, monkeypatch):
+    """Run a test under each dispatch form: 0 slots per expert forces the sorted form, a huge number the dense."""
+    monkeypatch.setattr(mome_module, "SORTED_MIN_SLOTS_PER_EXPERT", 0 if request.param == "sorted" else 10**9)
+    return request.param
+
+
+def test_dispatch_rule_follows_the_slots_per_expert():
+    per_expert = mome_module.SORTED_MIN_SLOTS_PER_EXPERT
+    assert not sorted_dispatch(1, 4, 23) and not sorted_dispatch(64, 4, 23)  # decoding, short prompts: dense
+    assert sorted_dispatch(per_expert * 23 // 4 + 1, 4, 23) and not sorted_dispatch(per_expert * 23 // 4 - 1, 4, 23)
+    assert sorted_dispatch(600, 4, 23) and sorted_dispatch(2400, 4, 23)  # prefill, training: sorted
+
+
+def test_both_dispatch_forms_give_the_same_sums_and_gradients():
+    bank = BottleneckExperts(7, 16, 5)
+    torch.nn.init.normal_(bank.up_weight)
+    torch.nn.init.normal_(bank.up_bias)
+    x = torch.randn(50, 16, requires_grad=True)
+    logits = torch.randn(50, 7, requires_grad=True)
+    k_per_token = torch.randint(1, 4, (50,))  # mixed scales: some slots empty (-1)
+    results = []
+    for form in ("dense", "sorted"):
+        weights, chosen = route(logits, 3, k_per_token)
+        assert (chosen == -1).any()
+        gates = torch.zeros(50, 7).scatter_add(-1, chosen.clamp_min(0), weights)
+        out = bank(x, gates) if form == "dense" else bank.forward_sorted(x, weights, chosen, gates)
+        out.pow(2).sum().backward()
+        results.append([out.detach()] + [t.grad.clone() for t in (x, logits, *bank.parameters())])
+        for t in (x, logits, *bank.parameters()):
+            t.grad = None
+    for dense, sorted_ in zip(*results):
+        assert torch.allclose(dense, sorted_, atol=1e-5, rtol=1e-5)
+    # the per-token sum written out: expert by expert
+    weights, chosen = route(logits.detach(), 3, k_per_token)
+    expected = torch.zeros(50, 16)
+    for t in range(50):
+        for w, e in zip(weights[t], chosen[t]):
+            if e >= 0:
+                h = torch.nn.functional.gelu(x[t] @ bank.down_weight[:, e] + bank.down_bias[e])
+                expected[t] += w * (h @ bank.up_weight[e] + bank.up_bias[e])
+    assert torch.allclose(results[1][0], expected.detach(), atol=1e-5)
+
+
+def test_every_expert_gets_a_gradient_even_unrouted(dispatch):
     llm = tiny_llm()
     adapter = MoMEAdapter(llm.layers, llm.hidden_size, MoMESpec(experts=64, top_k=1, bottleneck=2))
     batch = prompt(llm)
@@ -181,7 +236,7 @@ def test_every_expert_gets_a_gradient_even_unrouted():
     assert layer.routers[0].weight.grad.abs().sum() > 0  # from the balance loss
 
 
-def test_one_scale_per_row_equals_each_row_at_its_own_scale():
+def test_one_scale_per_row_equals_each_row_at_its_own_scale(dispatch):
     spec = MoMESpec(experts=5, top_k=[1, 3, 2], shared_experts=1, bottleneck=3, router_per_scale=True)
     layer = MoMELayer(8, spec, 3, RoutingState())
     torch.nn.init.normal_(layer.experts.up_weight)

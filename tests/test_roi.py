@@ -9,6 +9,7 @@ from mome.data.roi import (
     MEAN_FACE,
     STABLE_POINTS,
     RoiError,
+    RoiWriter,
     apply_transforms,
     interpolate_missing,
     mouth_rois,
@@ -98,6 +99,25 @@ def test_roi_storage_is_frame_exact(tmp_path, ext):
     back = read_roi(tmp_path / f"a{ext}")
     assert back.dtype == np.uint8 and back.shape == rois.shape
     np.testing.assert_array_equal(back, rois)
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".npz"])
+def test_roi_writer_in_pieces_equals_one_write_and_discard_leaves_nothing(tmp_path, ext):
+    rois = np.random.default_rng(1).integers(0, 256, (9, 96, 96), dtype=np.uint8)
+    with RoiWriter(tmp_path / f"a{ext}") as writer:
+        for piece in (rois[:4], rois[4:4], rois[4:]):
+            writer.write(piece)
+        assert not (tmp_path / f"a{ext}").exists()  # renamed into place only at the end
+    np.testing.assert_array_equal(read_roi(tmp_path / f"a{ext}"), rois)
+    with RoiWriter(tmp_path / f"b{ext}") as writer:
+        writer.write(rois)
+        writer.discard()
+    with pytest.raises(RoiError, match="no ROI frames"), RoiWriter(tmp_path / f"c{ext}"):
+        pass
+    with pytest.raises(RoiError, match="of one size"), RoiWriter(tmp_path / f"d{ext}") as writer:
+        writer.write(rois)
+        writer.write(rois[:, :8])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"a{ext}"]
 
 
 def test_roi_storage_errors(tmp_path):

@@ -7,7 +7,11 @@ Outputs: ``<dump>/wav/<utt>.wav`` (16 kHz mono int16, as long as the video span)
 directory, which is filtered down to the utterances that have both.
 
 Work is done per recording, so a long pretrain clip is decoded once for all its segments (and
-landmarks are interpolated and smoothed over the whole clip before being cut). Shards: job J of N
+landmarks are interpolated and smoothed over the whole clip before being cut). The recording is streamed:
+video frames are cropped in chunks of ``CHUNK_FRAMES`` as they are decoded and each segment's ROI and wav
+are written as they go, so memory stays flat in the clip's length (a 5-minute 224x224 clip held whole would
+be 375 MB of frames). Landmarks are prepared for the frame count of the container header; a decode that
+gives more than ``MAX_FRAME_MISMATCH`` frames fewer or more skips the recording. Shards: job J of N
 takes every N-th recording (``--job J --njobs N``); a finished utterance (its two files exist:
 they are written under a temporary name and renamed) is not redone, so jobs resume. Each job logs
 the utterances it had to skip, with the reason, to ``<dump>/log/skipped.<J>of<N>.txt``; the merge
@@ -15,10 +19,12 @@ appends those of utterances still without output to ``data/<set>/skipped.txt``.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +33,15 @@ from mome.progress import progress
 
 from mome.data import kaldi
 from mome.data.landmarks import LandmarkError, read_landmarks
-from mome.data.media import MediaError, probe, read_audio, read_video, write_wav
-from mome.data.roi import ROI_EXT, RoiError, crop_mouths, prepare_landmarks, write_roi
+from mome.data.media import MediaError, MediaInfo, WavWriter, iter_audio, iter_video, probe
+from mome.data.roi import ROI_EXT, RoiError, RoiWriter, crop_mouths, prepare_landmarks
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 MAX_AV_MISMATCH = 0.5  # seconds the audio and video tracks may differ by before a clip is skipped
 MAX_FRAME_MISMATCH = 2  # landmark / decoded frames a clip may differ by (edges are then held)
+CHUNK_FRAMES = 64  # video frames decoded and cropped at a time
 
 
 class ExtractError(RuntimeError):
@@ -112,8 +119,8 @@ def read_inputs(data_dir: Path) -> tuple[dict[str, list[Utterance]], dict[str, s
 # --------------------------------------------------------------------------------------- one clip
 
 
-def _load_clip(video: str, landmarks: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Gray frames, audio (cut to the frames), clean landmarks and fps of one recording, or Skip."""
+def _open_clip(video: str, landmarks: str | None) -> tuple[MediaInfo, np.ndarray]:
+    """Header checks and the clean landmarks (one row per frame of the header's count) of one recording, or Skip."""
     try:
         info = probe(video)
     except MediaError as e:
@@ -133,54 +140,119 @@ def _load_clip(video: str, landmarks: str | None) -> tuple[np.ndarray, np.ndarra
         points = read_landmarks(landmarks)
     except LandmarkError as e:
         raise Skip("bad-landmarks-file", str(e)) from None
-    try:
-        frames = read_video(video, gray=True)
-        audio = read_audio(video, SAMPLE_RATE)
-    except MediaError as e:
-        raise Skip("corrupt-video", str(e)) from None
-    if abs(len(frames) - info.num_frames) > MAX_FRAME_MISMATCH:
-        raise Skip("corrupt-video", f"decoded {len(frames)} of {info.num_frames} frames")
-    if abs(len(points) - len(frames)) > MAX_FRAME_MISMATCH:
-        raise Skip("landmark-frame-mismatch", f"{len(points)} landmark frames, {len(frames)} video frames")
+    frames = info.num_frames
+    if abs(len(points) - frames) > MAX_FRAME_MISMATCH:
+        raise Skip("landmark-frame-mismatch", f"{len(points)} landmark frames, {frames} video frames")
     # a frame or two of difference: cut, or pad with missing frames (held by the interpolation)
-    points = points[: len(frames)]
-    points = np.concatenate([points, np.full((len(frames) - len(points), *points.shape[1:]), np.nan, points.dtype)])
+    points = points[:frames]
+    points = np.concatenate([points, np.full((frames - len(points), *points.shape[1:]), np.nan, points.dtype)])
     try:
         clean = prepare_landmarks(points)
     except RoiError as e:
         raise Skip("no-landmarks", f"{landmarks}: {e}") from None
-    audio = audio[: round(len(frames) / info.fps * SAMPLE_RATE)]
-    return frames, audio, clean, info.fps
+    return info, clean
+
+
+def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(index of the first frame, stacked frames) of ``size`` frames at a time."""
+    start, block = 0, []
+    for frame in frames:
+        block.append(frame)
+        if len(block) == size:
+            yield start, np.stack(block)
+            start, block = start + size, []
+    if block:
+        yield start, np.stack(block)
 
 
 def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, dump: Path) -> Outcome:
-    """Extract the unfinished utterances of one recording."""
+    """Extract the unfinished utterances of one recording, streaming it (module docstring)."""
     todo = [u for u in utts if not is_done(dump, u.utt)]
     out = Outcome([], [u.utt for u in utts if u not in todo], [])
     if not todo:
         return out
     began = time.perf_counter()
     try:
-        frames, audio, points, fps = _load_clip(video, landmarks)
+        info, points = _open_clip(video, landmarks)
     except Skip as e:
         out.skipped = [(u.utt, str(e)) for u in todo]
         return out
+    fps, total = info.fps, len(points)
+    spans = {}  # utt -> [first, last) frames
     for u in todo:
         first = max(0, round(u.start * fps))
-        last = len(frames) if u.end is None else min(len(frames), round(u.end * fps))
+        last = total if u.end is None else min(total, round(u.end * fps))
         if last <= first:
-            out.skipped.append((u.utt, f"empty-segment: {u.start}-{u.end} s of a {len(frames) / fps:.2f} s video"))
-            continue
+            out.skipped.append((u.utt, f"empty-segment: {u.start}-{u.end} s of a {total / fps:.2f} s video"))
+        else:
+            spans[u.utt] = (first, last)
+    failed: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        rois = {utt: stack.enter_context(RoiWriter(roi_path(dump, utt), fps=round(fps))) for utt in spans}
+        wavs = {utt: stack.enter_context(WavWriter(wav_path(dump, utt), SAMPLE_RATE)) for utt in spans}
         try:
-            rois = crop_mouths(frames[first:last], points[first:last])
-        except (RoiError, np.linalg.LinAlgError) as e:  # e.g. all stable points on one spot
-            out.skipped.append((u.utt, f"bad-landmarks: {landmarks}: {e}"))
-            continue
-        write_wav(wav_path(dump, u.utt), audio[round(first / fps * SAMPLE_RATE) : round(last / fps * SAMPLE_RATE)])
-        write_roi(roi_path(dump, u.utt), rois, fps=round(fps))
-        out.extracted.append(u.utt)
+            decoded = stream_rois(video, points, spans, rois, failed, landmarks)
+            if abs(decoded - total) > MAX_FRAME_MISMATCH:
+                raise Skip("corrupt-video", f"decoded {decoded} of {total} frames")
+            spans = {utt: (first, min(last, decoded)) for utt, (first, last) in spans.items() if utt not in failed}
+            for utt, (first, last) in list(spans.items()):
+                if last <= first:
+                    failed[utt] = f"empty-segment: frames {first}-{last} of {decoded} decoded"
+                    del spans[utt]
+            stream_wavs(video, fps, spans, wavs)
+        except Skip as e:
+            failed.update({utt: str(e) for utt in rois})
+        for utt in failed:  # the writers of the others are closed (renamed into place) on leaving the block
+            rois[utt].discard()
+            wavs[utt].discard()
+    out.skipped += [(u.utt, failed[u.utt]) for u in todo if u.utt in failed]
+    out.extracted = [u.utt for u in todo if u.utt in spans and u.utt not in failed]
     out.seconds = time.perf_counter() - began
     return out
+
+
+def stream_rois(video: str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None) -> int:
+    """Decode ``video`` and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
+    segments (``spans``: utt -> [first, last) frames) it overlaps, with the clean ``points`` (T, 68, 2); returns
+    the number of frames decoded. A segment whose crop fails (e.g. all stable points on one spot) lands in
+    ``failed`` (utt -> reason, naming ``landmarks``); a decoding error raises Skip."""
+    decoded = 0
+    try:
+        for start, frames in _chunks(iter_video(video, gray=True), CHUNK_FRAMES):
+            decoded = start + len(frames)
+            for utt, (first, last) in spans.items():
+                low, high = max(first, start), min(last, decoded, len(points))
+                if utt in failed or low >= high:
+                    continue
+                try:
+                    rois[utt].write(crop_mouths(frames[low - start : high - start], points[low:high]))
+                except (RoiError, np.linalg.LinAlgError) as e:
+                    failed[utt] = f"bad-landmarks: {landmarks}: {e}"
+    except MediaError as e:
+        raise Skip("corrupt-video", str(e)) from None
+    return decoded
+
+
+def stream_wavs(video: str, fps: float, spans: dict, wavs: dict) -> None:
+    """Each segment's samples (``spans``: utt -> [first, last) video frames at ``fps``) of the audio track of
+    ``video`` into its wav writer (``wavs``: utt -> WavWriter), zero-padded where the track ends early."""
+    bounds = {utt: (round(first / fps * SAMPLE_RATE), round(last / fps * SAMPLE_RATE)) for utt, (first, last) in spans.items()}
+    end = max((stop for _, stop in bounds.values()), default=0)
+    position = 0
+    try:
+        for chunk in iter_audio(video, SAMPLE_RATE):
+            for utt, (begin, stop) in bounds.items():
+                low, high = max(begin, position), min(stop, position + len(chunk))
+                if low < high:
+                    wavs[utt].write(chunk[low - position : high - position])
+            position += len(chunk)
+            if position >= end:
+                break
+    except MediaError as e:
+        raise Skip("corrupt-video", str(e)) from None
+    for utt, (begin, stop) in bounds.items():
+        if wavs[utt].samples < stop - begin:
+            wavs[utt].write(np.zeros(stop - begin - wavs[utt].samples, np.float32))
 
 
 # ------------------------------------------------------------------------------------ jobs, merge

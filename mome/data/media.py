@@ -13,6 +13,7 @@ PyAV does the decoding, so no system ffmpeg is needed. Two facts shape this modu
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,24 +112,47 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return y.copy() if full_range else _LIMITED_TO_FULL[y]
 
 
-def read_video(path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True) -> np.ndarray:
-    """Frames ``[start, end)`` as uint8 ``(T, H, W)`` (gray) or ``(T, H, W, 3)`` (RGB)."""
+def iter_video(path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True) -> Iterator[np.ndarray]:
+    """Frames ``[start, end)`` one at a time as they are decoded, uint8 ``(H, W)`` (gray) or ``(H, W, 3)``
+    (RGB): a long clip is never held in memory whole."""
     info = probe(path)
     first, last = _frame_span(start, end, info.fps, info.num_frames)
     convert = _luma if gray else (lambda frame: frame.to_ndarray(format="rgb24"))
-    frames = []
+    count = 0
     with _open(path) as container:
         try:
             for i, frame in enumerate(container.decode(video=0)):
                 if i >= last:
                     break
                 if i >= first:
-                    frames.append(convert(frame))
+                    count += 1
+                    yield convert(frame)
         except av.FFmpegError as e:
-            raise MediaError(f"{path}: video decoding failed at frame {len(frames) + first} ({e})") from None
-    if not frames:
+            raise MediaError(f"{path}: video decoding failed at frame {count + first} ({e})") from None
+    if not count:
         raise MediaError(f"{path}: no video frames decoded")
-    return np.stack(frames)
+
+
+def read_video(path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True) -> np.ndarray:
+    """Frames ``[start, end)`` as uint8 ``(T, H, W)`` (gray) or ``(T, H, W, 3)`` (RGB)."""
+    return np.stack(list(iter_video(path, start, end, gray)))
+
+
+def iter_audio(path: str | Path, sample_rate: int = 16000) -> Iterator[np.ndarray]:
+    """The whole audio track from its first sample, mono float32 in [-1, 1] at ``sample_rate``, in chunks
+    as they are decoded (not cut to the video: see :func:`read_audio`)."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MediaError(f"{path}: no audio stream")
+        try:
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().reshape(-1)
+            for out in resampler.resample(None):
+                yield out.to_ndarray().reshape(-1)
+        except av.FFmpegError as e:
+            raise MediaError(f"{path}: audio decoding failed ({e})") from None
 
 
 def read_audio(
@@ -142,21 +166,12 @@ def read_audio(
     first, last = _frame_span(start, end, info.fps, info.num_frames)
     begin = round(first / info.fps * sample_rate)
     stop = round(last / info.fps * sample_rate)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks, have = [], 0
-    with _open(path) as container:
-        try:
-            for frame in container.decode(audio=0):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-                    have += out.samples
-                if have >= stop:
-                    break
-            else:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1))
-        except av.FFmpegError as e:
-            raise MediaError(f"{path}: audio decoding failed ({e})") from None
+    for chunk in iter_audio(path, sample_rate):
+        chunks.append(chunk)
+        have += len(chunk)
+        if have >= stop:
+            break
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     audio = audio[begin:stop]
     if len(audio) < stop - begin:
@@ -213,12 +228,41 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> np.ndarray:
     return samples
 
 
+class WavWriter:
+    """A 16-bit PCM mono wav written piece by piece (``write(samples)``, float in [-1, 1]) under a temporary
+    name, renamed to ``path`` on a clean exit of the ``with`` block (so a wav that exists is complete);
+    :meth:`discard` (or an exception) leaves nothing behind."""
+
+    def __init__(self, path: str | Path, sample_rate: int = 16000):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.file = sf.SoundFile(str(self.tmp), "w", samplerate=sample_rate, channels=1, format="WAV", subtype="PCM_16")
+        self.samples = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        pcm = np.clip(np.rint(np.asarray(samples, dtype=np.float64) * 32768), -32768, 32767).astype(np.int16)
+        self.file.write(pcm)
+        self.samples += len(pcm)
+
+    def discard(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> WavWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None or not self.tmp.exists():
+            self.discard()
+            return
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = 16000) -> None:
     """Write float samples in [-1, 1] as 16-bit PCM, through a temporary file renamed at the end
     (so a wav that exists is complete)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pcm = np.clip(np.rint(np.asarray(samples, dtype=np.float64) * 32768), -32768, 32767).astype(np.int16)
-    sf.write(str(tmp), pcm, sample_rate, format="WAV", subtype="PCM_16")
-    os.replace(tmp, path)
+    with WavWriter(path, sample_rate) as wav:
+        wav.write(samples)

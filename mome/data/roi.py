@@ -198,6 +198,70 @@ def _atomic_target(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
+class RoiWriter:
+    """uint8 ROI frames written as they come (``write(rois)``, ``(T, H, W)``): FFV1 gray in Matroska for
+    ``.mkv``, encoded frame by frame (memory stays flat in the clip's length); ``.npz``
+    (``np.savez_compressed``) keeps the frames until the end. Written under a temporary name and renamed
+    on a clean exit of the ``with`` block, so a file that exists is complete; :meth:`discard` (or an
+    exception) leaves nothing behind."""
+
+    def __init__(self, path: str | Path, fps: int = 25):
+        self.path = Path(path)
+        if self.path.suffix not in (".mkv", ".npz"):
+            raise RoiError(f"{self.path}: unknown ROI format {self.path.suffix!r} (use .mkv or .npz)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp, self.fps = _atomic_target(self.path), fps
+        self.container = self.stream = None
+        self.kept: list[np.ndarray] = []  # .npz only
+        self.frames, self.shape, self.discarded = 0, None, False
+
+    def write(self, rois: np.ndarray) -> None:
+        rois = np.asarray(rois)
+        if rois.dtype != np.uint8 or rois.ndim != 3 or (self.shape is not None and rois.shape[1:] != self.shape):
+            raise RoiError(f"ROI frames must be uint8 (T, H, W) of one size, got {rois.dtype} {rois.shape}")
+        if not len(rois):
+            return
+        self.shape = rois.shape[1:]
+        if self.path.suffix == ".npz":
+            self.kept.append(rois)
+        else:
+            if self.container is None:
+                self.container = av.open(str(self.tmp), "w", format="matroska")
+                self.stream = self.container.add_stream("ffv1", rate=self.fps)
+                self.stream.width, self.stream.height, self.stream.pix_fmt = rois.shape[2], rois.shape[1], "gray"
+                # FFV1's defaults (Golomb-Rice coder, small context) came out smallest and fastest on
+                # 96x96 ROIs; the range coder was 5-10% larger here
+            for image in rois:
+                self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(image, format="gray")))
+        self.frames += len(rois)
+
+    def discard(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+        self.kept, self.discarded = [], True
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> RoiWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None or self.discarded:
+            self.discard()
+            return
+        if not self.frames:
+            self.discard()
+            raise RoiError(f"{self.path}: no ROI frames to write")
+        if self.path.suffix == ".npz":
+            with open(self.tmp, "wb") as f:
+                np.savez_compressed(f, roi=np.concatenate(self.kept))
+        else:
+            self.container.mux(self.stream.encode())
+            self.container.close()
+            self.container = None
+        os.replace(self.tmp, self.path)
+
+
 def write_roi(path: str | Path, rois: np.ndarray, fps: int = 25) -> None:
     """Write uint8 ``(T, H, W)`` frames losslessly: FFV1 gray in Matroska for ``.mkv``,
     ``np.savez_compressed`` for ``.npz``. Writes a temporary file and renames it, so a file that
@@ -205,24 +269,8 @@ def write_roi(path: str | Path, rois: np.ndarray, fps: int = 25) -> None:
     rois = np.asarray(rois)
     if rois.dtype != np.uint8 or rois.ndim != 3 or len(rois) == 0:
         raise RoiError(f"ROI must be uint8 (T>0, H, W), got {rois.dtype} {rois.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_target(path)
-    if path.suffix == ".npz":
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, roi=rois)
-    elif path.suffix == ".mkv":
-        with av.open(str(tmp), "w", format="matroska") as container:
-            stream = container.add_stream("ffv1", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = rois.shape[2], rois.shape[1], "gray"
-            # FFV1's defaults (Golomb-Rice coder, small context) came out smallest and fastest on
-            # 96x96 ROIs; the range coder was 5-10% larger here
-            for image in rois:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="gray")))
-            container.mux(stream.encode())
-    else:
-        raise RoiError(f"{path}: unknown ROI format {path.suffix!r} (use .mkv or .npz)")
-    os.replace(tmp, path)
+    with RoiWriter(path, fps) as writer:
+        writer.write(rois)
 
 
 def read_roi(path: str | Path) -> np.ndarray:

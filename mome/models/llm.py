@@ -246,28 +246,31 @@ class FrozenLLM(nn.Module):
     def loss_per_row(self, batch: PromptBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed cross-entropy, number of labelled tokens) of each row, both (B,) float32: the loss of any
         group of rows is ``sums[rows].sum() / counts[rows].sum()`` (what ``forward(...).loss`` gives for all).
-        Logits are computed only from the first labelled position on (a fraction of the prompt)."""
+        The output head runs only on the labelled positions of each row (rows of a batch may have their
+        transcripts at different places: rate pairs stacked in one pass), on the decoder's final hidden states
+        (the Llama family's head: no logit scaling)."""
         if batch.labels is None:
             raise ValueError("loss_per_row needs a labelled prompt (build_prompt with targets)")
         labels = nn.functional.pad(batch.labels, (0, 1), value=IGNORE_INDEX)[:, 1:]  # position t predicts t + 1
-        labelled = (labels != IGNORE_INDEX).any(0).nonzero()
-        start = int(labelled[0]) if len(labelled) else labels.shape[1] - 1
-        keep = labels.shape[1] - start
-        logits = self.hf(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, logits_to_keep=keep).logits
-        labels = labels[:, start:]
-        losses = nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
-        ).view(labels.shape)
-        return losses.sum(1), (labels != IGNORE_INDEX).sum(1).float()
+        hidden = self.hf.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask).last_hidden_state
+        rows, positions = (labels != IGNORE_INDEX).nonzero(as_tuple=True)
+        logits = self.hf.get_output_embeddings()(hidden[rows, positions])
+        losses = nn.functional.cross_entropy(logits.float(), labels[rows, positions], reduction="none")
+        sums = torch.zeros(len(labels), device=losses.device).index_add(0, rows, losses)
+        return sums, torch.bincount(rows, minlength=len(labels)).float()
 
     @torch.no_grad()
-    def generate_ids(self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32) -> list[torch.Tensor]:
+    def generate_ids(
+        self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32, min_new_tokens: int = 0
+    ) -> list[torch.Tensor]:
         """New token ids per row, cut before <eos>. Greedy (num_beams=1) or beam search with KV cache; never
-        samples. Prompts must be left-padded."""
+        samples. Prompts must be left-padded. ``min_new_tokens``: <eos> is barred before that many new tokens
+        (benchmarks fix the decoding length with it)."""
         if batch.attention_mask[:, -1].min() == 0:
             raise ValueError("generation needs left-padded prompts (build_prompt(..., padding_side='left'))")
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
             num_beams=num_beams,
             do_sample=False,
             eos_token_id=self.eos_id,

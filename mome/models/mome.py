@@ -6,8 +6,14 @@ One MoME layer per decoder layer, always in parallel with a frozen sub-layer (ne
 - ``layer``: out = Layer(x)        + MoME(LN1 x)
 Attached with forward hooks, so the LLM's code and checkpoint keys stay untouched and any Llama-family
 model works. Experts are Linear(d, w) -> GELU -> Linear(w, d) with the up-projection zero-initialised: a
-fresh model computes exactly what the frozen LLM computes. Each bank of experts runs as two matrix products
-with a gate matrix that is zero outside each token's top-k (see :class:`BottleneckExperts`).
+fresh model computes exactly what the frozen LLM computes.
+
+Dispatch (how the routed experts meet their tokens, :meth:`BottleneckExperts.routed`): one rule picks one of
+two forms by size. Few tokens (decoding, short prompts): every expert runs on every token as two matrix
+products, with a gate matrix that is zero outside each token's top-k (no per-expert work at all). Many
+tokens (prefill, training): the token slots are sorted by expert and each expert runs only on its own tokens
+(1 / (E / k) of the arithmetic). Both give the same sums, and every expert's weights stay in the autograd
+graph either way (DDP sees no unused parameters).
 
 Routing: softmax (fp32) over a bias-free linear router, top-k, renormalised weights; shared experts are
 added unweighted. One router serves every Matryoshka scale (one per scale as an option); k may differ per
@@ -77,13 +83,25 @@ class RoutingState:
     records: list[RouterRecord] = field(default_factory=list)
 
 
-class BottleneckExperts(nn.Module):
-    """A bank of n bottleneck experts, Linear(d, w) -> GELU -> Linear(w, d) each, stored as stacked weights so
-    that the whole bank runs as two matrix products (no per-expert or per-token loop, no host sync).
+# The sorted form runs one small matrix product per expert: it pays once the average routed expert gets at
+# least this many token slots (measured on CPU by ``python -m mome.bench dispatch``, widths 576 and 2048).
+SORTED_MIN_SLOTS_PER_EXPERT = 64
 
-    ``forward(x, gates)`` returns sum_e gates[:, e] * expert_e(x); experts with gate 0 add exactly nothing, so
-    a top-k gate matrix gives the sparse mixture. Without gates every expert counts once (shared experts).
-    The bottleneck is narrow, so computing every expert's down-projection costs little next to the LLM.
+
+def sorted_dispatch(tokens: int, top_k: int, experts: int) -> bool:
+    """The one dispatch rule: sort tokens by expert when ``tokens * top_k >= SORTED_MIN_SLOTS_PER_EXPERT * experts``."""
+    return tokens * top_k >= SORTED_MIN_SLOTS_PER_EXPERT * experts
+
+
+class BottleneckExperts(nn.Module):
+    """A bank of n bottleneck experts, Linear(d, w) -> GELU -> Linear(w, d) each, stored as stacked weights
+    (``down_weight`` (d, n, w), ``down_bias`` (n, w), ``up_weight`` (n, w, d), ``up_bias`` (n, d)).
+
+    ``forward(x (N, d), gates (N, n) | None) -> (N, d)``: sum_e gates[:, e] * expert_e(x), every expert on
+    every token as two matrix products (no per-expert loop, no host sync); experts with gate 0 add exactly
+    nothing. Without gates every expert counts once (shared experts).
+    ``routed(x (N, d), weights (N, k), chosen (N, k)) -> (N, d)``: sum_j weights[:, j] * expert_{chosen[:, j]}(x)
+    (chosen -1: an empty slot), through whichever form :func:`sorted_dispatch` picks.
     """
 
     def __init__(self, n: int, hidden_size: int, width: int):
@@ -106,6 +124,35 @@ class BottleneckExperts(nn.Module):
             return hidden.flatten(1) @ self.up_weight.flatten(0, 1) + self.up_bias.sum(0)
         gates = gates.to(hidden.dtype)
         return (hidden * gates[..., None]).flatten(1) @ self.up_weight.flatten(0, 1) + gates @ self.up_bias
+
+    def routed(self, x: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        # gate matrix (N, n); scatter_add: empty slots (index -1 -> 0, weight 0) add nothing
+        gates = torch.zeros(len(x), self.n, dtype=weights.dtype, device=x.device).scatter_add(-1, chosen.clamp_min(0), weights)
+        if sorted_dispatch(len(x), chosen.shape[-1], self.n):
+            return self.forward_sorted(x, weights, chosen, gates)
+        return self(x, gates)
+
+    def forward_sorted(self, x: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """The routed sum with each expert run only on the tokens that chose it (``gates``: the (N, n) gate matrix
+        of ``weights`` / ``chosen``, for the up-projection biases)."""
+        # token slots sorted by expert; empty slots (-1) sort first and are dropped
+        slots = chosen.flatten()
+        order = slots.argsort()
+        counts = torch.bincount(slots + 1, minlength=self.n + 1).tolist()
+        order = order[counts[0] :]
+        tokens = order // chosen.shape[-1]
+        slot_weights = weights.flatten().index_select(0, order)[:, None].to(x.dtype)
+        out = gates.to(x.dtype) @ self.up_bias  # every slot's weighted up-bias at once
+        start = 0
+        experts = zip(counts[1:], self.down_weight.unbind(1), self.down_bias.unbind(0), self.up_weight.unbind(0))
+        for count, down, down_bias, up in experts:
+            if count:
+                rows = tokens[start : start + count]
+                hidden = nn.functional.gelu(torch.addmm(down_bias, x.index_select(0, rows), down))
+                hidden = hidden * slot_weights[start : start + count]
+                out.index_add_(0, rows, (hidden @ up).to(out.dtype))
+                start += count
+        return out
 
 
 def route(logits: torch.Tensor, k: int, k_per_token: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,9 +244,7 @@ class MoMELayer(nn.Module):
         logits, weights, chosen = self._route(flat, self._token_scales(lead))
         if self.state.recording:
             self.state.records.append(RouterRecord(logits.reshape(*lead, -1), chosen.reshape(*lead, -1)))
-        # scatter_add: empty slots (index -1 -> 0, weight 0) add nothing
-        gates = torch.zeros_like(logits, dtype=weights.dtype).scatter_add(-1, chosen.clamp_min(0), weights)
-        out = self.experts(flat, gates)
+        out = self.experts.routed(flat, weights, chosen)
         if self.shared is not None:
             out = out + self.shared(flat)
         return out.reshape(*lead, -1).to(x.dtype)
