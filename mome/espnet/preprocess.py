@@ -7,8 +7,10 @@ batching. Ours:
   the model tokenises: a leading space, no bos / eos), int64;
 - video: uint8 ``(T, 96, 96)`` mouth ROI -> float in [0, 1] -> random 88x88 crop (training; the centre crop
   otherwise) -> time masking (training) -> normalised with mean 0.421, std 0.165;
-- audio: float waveform at 16 kHz -> time masking, then babble noise at an SNR drawn uniformly from
-  {-5, 0, 5, 10, 15, 20 dB, clean} (training only; no noise file, no noise).
+- audio: float waveform at 16 kHz -> (``speed_perturb``) resampled by a factor drawn from that range, as Kaldi's
+  speed perturbation, so that voices sound lower or higher and slower or faster -> time masking, then babble
+  noise at an SNR drawn uniformly from {-5, 0, 5, 10, 15, 20 dB, clean} (training only; no noise file, no noise);
+- labels (frame labels of encoder pretraining, one per output frame): stretched with a speed-perturbed waveform.
 
 Time masking (auto_avsr style): for every ``mask_stride`` seconds of signal one span of up to
 ``mask_window`` seconds is blanked (audio: zeros; video: the clip's mean frame). Randomness comes from
@@ -25,7 +27,7 @@ import numpy as np
 from mome.data.noise import scale_to_snr
 from mome.models.llm import tokenize_transcript
 
-AUDIO, VIDEO, TEXT = "audio", "video", "text"
+AUDIO, VIDEO, TEXT, LABELS = "audio", "video", "text", "labels"
 AUDIO_FEATS, VIDEO_FEATS = "audio_feats", "video_feats"  # precomputed encoder outputs: passed through as they are
 DEFAULT_SNRS = (-5, 0, 5, 10, 15, 20, "clean")
 
@@ -55,6 +57,21 @@ def time_mask(x: np.ndarray, window: int, stride: int, rng: np.random.RandomStat
         start = rng.randint(0, length - width + 1)
         x[start : start + width] = fill
     return x
+
+
+def speed(wave: np.ndarray, factor: float) -> np.ndarray:
+    """The waveform played ``factor`` times faster (length / factor samples; pitch up by the same factor)."""
+    from scipy.signal import resample_poly
+
+    up = 100
+    down = max(1, round(up * factor))
+    return resample_poly(wave, up, down).astype(np.float32) if down != up else wave
+
+
+def stretch(labels: np.ndarray, factor: float) -> np.ndarray:
+    """Frame labels of a waveform played ``factor`` times faster: each new frame takes the label at its time."""
+    n = max(1, round(len(labels) / factor))
+    return labels[np.minimum((np.arange(n) * factor).astype(int), len(labels) - 1)]
 
 
 def parse_snrs(snrs: Sequence) -> list[float | None]:
@@ -89,6 +106,7 @@ class AVSRPreprocessor:
         std: float = 0.165,
         sample_rate: int = 16000,
         fps: float = 25.0,
+        speed_perturb: Sequence[float] | None = None,
     ):
         self.train = train
         self.tokenizer = tokenizer
@@ -101,12 +119,15 @@ class AVSRPreprocessor:
         self.crop_size = crop_size
         self.mean, self.std = mean, std
         self.sample_rate = sample_rate
+        if speed_perturb is not None and (len(speed_perturb) != 2 or not 0 < speed_perturb[0] <= speed_perturb[1]):
+            raise ValueError(f"preprocessor_conf speed_perturb: give [lowest, highest] factor (e.g. [0.9, 1.1]), got {speed_perturb}")
+        self.speed_perturb = None if speed_perturb is None else tuple(float(f) for f in speed_perturb)
         self._noise: np.ndarray | None = None  # read on first use (in the data-loader worker)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(train={self.train}, noise={self.noise_path}, snrs={self.snrs}, "
-            f"audio_mask={self.audio_mask}, video_mask={self.video_mask}, crop={self.crop_size})"
+            f"audio_mask={self.audio_mask}, video_mask={self.video_mask}, crop={self.crop_size}, speed_perturb={self.speed_perturb})"
         )
 
     @property
@@ -124,6 +145,11 @@ class AVSRPreprocessor:
         if VIDEO in data:
             data[VIDEO] = self.video(data[VIDEO], uid)
         if AUDIO in data:
+            if self.train and self.speed_perturb is not None:
+                factor = float(np.random.uniform(*self.speed_perturb))
+                data[AUDIO] = speed(np.asarray(data[AUDIO], dtype=np.float32), factor)
+                if LABELS in data:
+                    data[LABELS] = stretch(np.asarray(data[LABELS]), factor)
             data[AUDIO] = self.audio(data[AUDIO])
         return data
 

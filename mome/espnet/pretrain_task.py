@@ -10,8 +10,7 @@ normalisation) as the AVSR task; the model is the encoder plus a linear classifi
         --train_data_path_and_name_and_type data/train/phones,labels,text_int  (valid likewise)
 
 A config sets exactly one of ``audio_encoder`` / ``video_encoder``; ``--token_list`` lists the labels, one per
-line (line number = id). ``labels`` holds ``--labels_per_frame`` ids per output frame of the encoder, frame after
-frame (``text_int``).
+line (line number = id). ``labels`` holds one id per output frame of the encoder (``text_int``).
 """
 from __future__ import annotations
 
@@ -53,8 +52,6 @@ class FrameClassifierESPnetModel(AbsESPnetModel):
             raise ValueError(f"the batch holds no {self.modality!r} input (data names: {sorted(batch)})")
         out = self.classifier(x, lengths, labels)
         stats = {"loss": out.loss.detach(), "acc": out.accuracy.detach()}
-        if self.classifier.labels_per_frame > 1:
-            stats["acc_word"] = out.context_accuracy.detach()
         return force_gatherable((out.loss, stats, labels.shape[0]), out.loss.device)
 
     def collect_feats(self, **batch) -> dict[str, torch.Tensor]:
@@ -84,10 +81,6 @@ class EncoderPretrainTask(AbsTask):
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         group = parser.add_argument_group(description="Encoder pretraining related")
         group.add_argument("--token_list", type=str, default=None, help="the labels, one per line (line number = id)")
-        group.add_argument(
-            "--labels_per_frame", type=int, default=1,
-            help="label ids per frame in the labels table (mini_lrs3: 1 + the word's units, see mome.data.synth.alignments)",
-        )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -125,5 +118,5 @@ class EncoderPretrainTask(AbsTask):
             raise ConfigError("--token_list: give the label list (one label per line)")
         modality = cls.modality(args)
         encoder = build_encoder(modality, getattr(args, f"{modality}_encoder"), getattr(args, f"{modality}_encoder_conf", None))
-        classifier = FrameClassifier(encoder, len(read_token_list(args.token_list)), args.labels_per_frame)
+        classifier = FrameClassifier(encoder, len(read_token_list(args.token_list)))
         return FrameClassifierESPnetModel(classifier, modality)

@@ -80,12 +80,14 @@ def register_data_types() -> None:
     )
 
 
-def media_dataset(data_dir: str | Path, modalities, preprocess):
+def media_dataset(data_dir: str | Path, modalities, preprocess, text: bool = False):
     """An ESPnet dataset over a data dir's ``wav.scp`` / ``roi.scp`` for the given modalities (decoding and
-    feature dumping read media the same way); a missing file is named."""
+    feature dumping read media the same way), and its ``text`` when asked; a missing file is named."""
     from espnet2.train.dataset import ESPnetDataset
 
-    entries = []
+    entries = [(str(Path(data_dir) / "text"), "text", "text")] if text else []
+    if text and not Path(entries[0][0]).is_file():
+        raise FileNotFoundError(f"{entries[0][0]} does not exist")
     for modality in modalities:
         name, kind = DATA_FILES[modality]
         path = Path(data_dir) / name
