@@ -37,6 +37,9 @@ INSTRUCTIONS = {
     ("audio",): "Transcribe speech to text.",
     ("video",): "Transcribe video to text.",
 }
+# what each prompt position holds (PromptBatch.token_types): padding, <bos> and markers, modality tokens,
+# the instruction, the transcript (and <eos>)
+TOKEN_TYPES = ("other", "audio", "video", "instruction", "text")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
@@ -123,6 +126,7 @@ class PromptBatch:
     inputs_embeds: torch.Tensor  # (B, L, d)
     attention_mask: torch.Tensor  # (B, L) long, 1 on real positions
     labels: torch.Tensor | None = None  # (B, L) long, IGNORE_INDEX outside transcript + <eos>
+    token_types: torch.Tensor | None = None  # (B, L) long, an index into TOKEN_TYPES per position
 
 
 class FrozenLLM(nn.Module):
@@ -210,33 +214,44 @@ class FrozenLLM(nn.Module):
         dtype = self.hf.get_input_embeddings().weight.dtype
         head = self._embed_ids([self.bos_id]) if self.bos_id is not None else None
         instruction = self._embed_ids(self.tokenizer(self.instruction(modalities), add_special_tokens=False)["input_ids"])
-        rows, label_rows = [], []
+        rows, label_rows, type_rows = [], [], []
         for i in range(batch):
             pieces = [] if head is None else [head]
+            types = [0] * len(pieces)
             for name, feats, lens in sections:
-                pieces += [self._marker(f"<{name}>"), feats[i, : int(lens[i])], self._marker(f"</{name}>")]
+                n = int(lens[i])
+                pieces += [self._marker(f"<{name}>"), feats[i, :n], self._marker(f"</{name}>")]
+                types += [0, *[TOKEN_TYPES.index(name)] * n, 0]
             pieces.append(instruction)
+            types += [TOKEN_TYPES.index("instruction")] * len(instruction)
             if targets is not None:
                 ids = torch.cat([targets[i].to(instruction.device), torch.tensor([self.eos_id], device=instruction.device)])
                 prefix = sum(p.shape[0] for p in pieces)
                 pieces.append(self._embed_ids(ids))
+                types += [TOKEN_TYPES.index("text")] * len(ids)
                 label_rows.append(torch.cat([torch.full((prefix,), IGNORE_INDEX, device=ids.device), ids]))
             rows.append(torch.cat([p.to(dtype) for p in pieces]))
-        return self._pad(rows, label_rows if targets is not None else None, padding_side)
+            type_rows.append(torch.tensor(types, device=instruction.device))
+        return self._pad(rows, label_rows if targets is not None else None, padding_side, type_rows)
 
-    def _pad(self, rows: list[torch.Tensor], label_rows: list[torch.Tensor] | None, side: str) -> PromptBatch:
+    def _pad(
+        self, rows: list[torch.Tensor], label_rows: list[torch.Tensor] | None, side: str, type_rows: list[torch.Tensor] | None = None
+    ) -> PromptBatch:
         longest = max(r.shape[0] for r in rows)
         pad = self._marker("<pad>").to(rows[0].dtype)
         embeds = pad.expand(len(rows), longest, -1).clone()
         mask = torch.zeros(len(rows), longest, dtype=torch.long, device=embeds.device)
         labels = torch.full_like(mask, IGNORE_INDEX) if label_rows is not None else None
+        types = torch.zeros_like(mask) if type_rows is not None else None
         for i, row in enumerate(rows):
             span = slice(0, row.shape[0]) if side == "right" else slice(longest - row.shape[0], longest)
             embeds[i, span] = row
             mask[i, span] = 1
             if labels is not None:
                 labels[i, span] = label_rows[i]
-        return PromptBatch(embeds, mask, labels)
+            if types is not None:
+                types[i, span] = type_rows[i]
+        return PromptBatch(embeds, mask, labels, types)
 
     # -- running ----------------------------------------------------------------------------------------
     def forward(self, batch: PromptBatch):
