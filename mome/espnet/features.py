@@ -128,6 +128,38 @@ def dump_features(
     return scps
 
 
+def feature_key(args: argparse.Namespace, modality: str) -> str:
+    """A name for the features of one modality's frozen encoder under a config's evaluation preprocessing:
+    configs that share the encoder (kind, conf) and the preprocessing share the dumped features."""
+    import hashlib
+    import json
+
+    preprocess = {k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k not in ("noise", "snrs")}
+    spec = [getattr(args, f"{modality}_encoder"), getattr(args, f"{modality}_encoder_conf", None) or {}, preprocess]
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{modality}_{spec[0]}_{digest}"
+
+
+def dump_shared(config: str | Path, data_dir: str | Path, out_root: str | Path, modalities=None, **kwargs) -> dict[str, Path]:
+    """The features of ``data_dir`` for each of ``modalities`` (default: those the config's ``model_conf
+    precomputed_features`` names) under ``<out_root>/<feature_key>/<data dir name>/``, dumped unless there already;
+    returns the scp per modality."""
+    from mome.espnet.task import precomputed_modalities
+
+    args = load_config(config)
+    modalities = list(precomputed_modalities(args) if modalities is None else modalities)
+    scps = {}
+    for modality in modalities:
+        out = Path(out_root) / feature_key(args, modality) / Path(data_dir).name
+        scp = out / f"{FEATS_NAMES[modality]}.scp"
+        if not scp.is_file():
+            dump_features(config, data_dir, out, [modality], **kwargs)
+        else:
+            log.info("%s features of %s: %s is there", modality, data_dir, scp)
+        scps[modality] = scp
+    return scps
+
+
 def _encode_into(batches, encoders, out_dir: Path, scps: dict[str, Path], device: str, dtype: str) -> dict[str, list[str]]:
     """Run the encoders over the batches; write ``<out_dir>/<modality>_feats.ark`` with the scp at
     ``scps[modality]``; returns the ``<utt> frames,dim`` lines per modality."""
