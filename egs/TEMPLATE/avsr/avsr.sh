@@ -6,10 +6,15 @@
 #   stage 2: audio + mouth ROI    dump/<set>/{wav,roi}, data/<set>/{wav.scp,roi.scp}
 #                                 (python -m mome.bin.extract, sharded over --nj jobs, then --merge)
 #            noisy test copies    data/<test set>_babble_snr<N>  (python -m mome.bin.make_noisy; with --noise)
-#   stage 3: training             exp/<model>/ per --train_configs (python -m mome.bin.avsr_train, ESPnet's trainer)
-#   stage 4: decoding             exp/<model>/decode_<set>_ra<A>_rv<V>/text at every trained rate pair, every test
+#   stage 3: pretrained parts     the recipe's local/pretrain.sh when it has one (mini_lrs3: stand-ins of the LLM
+#                                 and the encoders, made on the corpus); the LRS recipes load theirs from disk
+#   stage 4: training             exp/<model>/ per --train_configs (python -m mome.bin.avsr_train, ESPnet's trainer)
+#   stage 5: decoding             exp/<model>/decode_<set>_ra<A>_rv<V>/text at every trained rate pair, every test
 #                                 set and its noisy copies (python -m mome.bin.avsr_inference)
-#   stage 5: scoring              .../score/result.txt (utils/score_sclite.sh), exp/RESULTS.md
+#   stage 6: scoring              .../score/result.txt (utils/score_sclite.sh), exp/RESULTS.md
+#   stage 7: analysis             exp/plots/: WER against the LLM's compute per model and rate pair; per MoME model,
+#                                 expert usage by layer, rate pair and token type, and how stable the chosen
+#                                 experts stay across rates (python -m mome.bin.analyse)
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"; }
@@ -36,18 +41,21 @@ test_sets=test     # space-separated
 datadir=data       # Kaldi data directories
 dumpdir=dump       # extracted audio and mouth ROIs
 train_configs=conf/train_mome.yaml  # space-separated; each trains exp/<config name without train_>
-decode_config=conf/decode.yaml      # beam size, checkpoint, batch size of stage 4
+decode_config=conf/decode.yaml      # beam size, checkpoint, batch size of stage 5
 expdir=exp         # trained models, decodings, RESULTS.md
 ngpu=0             # GPUs per training job (>1: torch DDP through ESPnet's launcher)
 nproc=1            # CPU only: data-parallel processes per training job (torchrun, gloo back-end)
-features=false     # true: encode train/valid once with each config's frozen pretrained encoders (dump/features/)
-                   # and train from those features instead of encoding every epoch (no audio/video augmentation)
+features=auto      # auto: the modalities a config's model_conf precomputed_features names are encoded once with its
+                   # frozen encoders (dump/features/, shared by configs with the same encoder) and trained from;
+                   # true: every modality so (no audio/video augmentation); false: all encoded online
 train_args=        # more avsr_train options, e.g. "--max_epoch 1"
 decode_args=       # more avsr_inference options, e.g. "--beam_size 1"
+pretrain_args=     # more options of the recipe's local/pretrain.sh (stage 3), e.g. "--lm_args '--max_steps 100'"
 
 help_message="Usage: $0 [options]
 Runs the stages --stage .. --stop_stage (1: data prep, 2: audio + mouth ROI extraction and noisy test
-copies, 3: training, 4: decoding at every trained rate pair, 5: scoring). Run it from egs/<corpus>/avsr.
+copies, 3: pretrained parts (local/pretrain.sh), 4: training, 5: decoding at every trained rate pair,
+6: scoring, 7: analysis plots). Run it from egs/<corpus>/avsr.
 Options (default):
 $(grep -E '^[a-z_]+=.*#' "${BASH_SOURCE[0]}" | sed -E 's/^([a-z_]+)= /\1="" /; s/^([a-z_]+)=("[^"]*"|[^ ]*) *# */  --\1 (\2) /')"
 
@@ -108,10 +116,22 @@ fi
 model_name() { local n; n=$(basename "$1" .yaml); echo "${n#train_}"; }
 
 if runs 3; then
+  if [ -x local/pretrain.sh ]; then
+    log "stage 3: pretrained parts (local/pretrain.sh)"
+    # shellcheck disable=SC2086
+    local/pretrain.sh --datadir "$datadir" --expdir "$expdir" --train_set "$train_set" --valid_set "$valid_set" \
+      --test_sets "$test_sets" --noise "$noise" $pretrain_args
+  else
+    log "stage 3: nothing to do (the configs load their pretrained parts from disk; this recipe has no local/pretrain.sh)"
+  fi
+  log "stage 3: done"
+fi
+
+if runs 4; then
   for config in $train_configs; do
     [ -f "$config" ] || die "training config '$config' does not exist"
     model=$(model_name "$config")
-    log "stage 3: training $model ($config) -> $expdir/$model (log: $expdir/$model/train.log)"
+    log "stage 4: training $model ($config) -> $expdir/$model (log: $expdir/$model/train.log)"
     opts=(--config "$config" --output_dir "$expdir/$model" --resume true)
     for pair in "train:$train_set" "valid:$valid_set"; do
       name=${pair%%:*} set=${pair#*:}
@@ -121,21 +141,24 @@ if runs 3; then
              --${name}_data_path_and_name_and_type "$datadir/$set/text,text,text")
     done
     [ -z "$noise" ] || opts+=(--preprocessor_conf "noise=$noise")  # babble augmentation
-    if [ "$features" = true ]; then
+    case "$features" in
+      auto) dump_opts=() ;;
+      true) dump_opts=(--modalities audio video); opts+=(--model_conf precomputed_features=true) ;;
+      false) opts+=(--model_conf precomputed_features=false) ;;
+      *) die "--features must be auto, true or false, got '$features'" ;;
+    esac
+    if [ "$features" != false ]; then
       for pair in "train:$train_set" "valid:$valid_set"; do
-        name=${pair%%:*} set=${pair#*:} feats=$dumpdir/features/$model/${pair#*:}
-        if [ ! -f "$feats/.done" ]; then
-          log "stage 3: encoding $set once with the frozen encoders of $config -> $feats"
-          $gpu_cmd "$feats/log/dump_features.log" python -m mome.bin.dump_features --config "$config" \
-            --data_dir "$datadir/$set" --out "$feats"
-          touch "$feats/.done"
-        fi
-        for m in audio video; do
-          [ ! -f "$feats/${m}_feats.scp" ] ||
-            opts+=(--${name}_data_path_and_name_and_type "$feats/${m}_feats.scp,${m}_feats,kaldi_ark")
-        done
+        name=${pair%%:*} set=${pair#*:}
+        # the log gets one '<name> <scp>' line per modality the config trains from features (dumped once per
+        # frozen encoder, shared by the configs that have it)
+        dump_log=$expdir/$model/log/dump_features.$set.log
+        $gpu_cmd "$dump_log" python -m mome.bin.dump_features --config "$config" --data_dir "$datadir/$set" \
+          --out_root "$dumpdir/features" "${dump_opts[@]}" || die "encoding $set failed: see $dump_log"
+        while read -r feats_name scp; do
+          opts+=(--${name}_data_path_and_name_and_type "$scp,$feats_name,kaldi_ark")
+        done < <(grep -E '^(audio|video)_feats ' "$dump_log")
       done
-      opts+=(--model_conf precomputed_features=true)
     fi
     if ((nproc > 1)); then  # CPU data parallel: one process per rank, gloo
       launcher=(torchrun --nproc_per_node "$nproc" -m mome.bin.avsr_train --ngpu 0 --dist_backend gloo
@@ -147,7 +170,7 @@ if runs 3; then
     # shellcheck disable=SC2086  # train_args: extra options, split on purpose
     $gpu_cmd "$expdir/$model/train.log" "${launcher[@]}" "${opts[@]}" $train_args
   done
-  log "stage 3: done"
+  log "stage 4: done"
 fi
 
 # every test set and its noisy copies made by stage 2
@@ -157,20 +180,20 @@ for set in $test_sets; do
   for d in "$datadir/${set}"_babble_snr*; do [ -d "$d" ] && decode_sets+=("${d##*/}"); done
 done
 
-if runs 4; then
+if runs 5; then
   for config in $train_configs; do
     model=$(model_name "$config")
-    [ -d "$expdir/$model" ] || die "$expdir/$model does not exist: run stage 3 first"
-    log "stage 4: decoding ${decode_sets[*]} with $model at every trained rate pair (log: $expdir/$model/decode.log)"
+    [ -d "$expdir/$model" ] || die "$expdir/$model does not exist: run stage 4 first"
+    log "stage 5: decoding ${decode_sets[*]} with $model at every trained rate pair (log: $expdir/$model/decode.log)"
     # shellcheck disable=SC2086
     $gpu_cmd "$expdir/$model/decode.log" python -m mome.bin.avsr_inference --config "$decode_config" \
       --model_dir "$expdir/$model" --data_dir "${decode_sets[@]/#/$datadir/}" $decode_args
   done
-  log "stage 4: done"
+  log "stage 5: done"
 fi
 
-if runs 5; then
-  log "stage 5: scoring"
+if runs 6; then
+  log "stage 6: scoring"
   for config in $train_configs; do
     model=$(model_name "$config")
     for d in "$expdir/$model"/decode_*_ra*_rv*; do
@@ -183,7 +206,18 @@ if runs 5; then
   done
   python -m mome.bin.make_results "$expdir" --out "$expdir/RESULTS.md"
   cat "$expdir/RESULTS.md"
-  log "stage 5: done ($expdir/RESULTS.md)"
+  log "stage 6: done ($expdir/RESULTS.md)"
 fi
 
-log "finished stages $stage..$((stop_stage < 5 ? stop_stage : 5)) in ${SECONDS} s"
+if runs 7; then
+  log "stage 7: analysis -> $expdir/plots (log: $expdir/analyse.log)"
+  models=()
+  for config in $train_configs; do models+=("$expdir/$(model_name "$config")"); done
+  # shellcheck disable=SC2086
+  $gpu_cmd "$expdir/analyse.log" python -m mome.bin.analyse --model_dirs "${models[@]}" --data_dir "$datadir/${test_sets%% *}" \
+    --output_dir "$expdir/plots" --results "$expdir/RESULTS.md"
+  sed -n '/^## Analysis/,$p' "$expdir/RESULTS.md"
+  log "stage 7: done ($expdir/plots)"
+fi
+
+log "finished stages $stage..$((stop_stage < 7 ? stop_stage : 7)) in ${SECONDS} s"

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Stage 3 of mini_lrs3: make the stand-ins of the pretrained parts that the LRS recipes load from disk
+# (Llama, Whisper, AV-HuBERT), once; each part is skipped when its finished output is there.
+#   <datadir>/lang/                  from the synthesiser's alignments of the training set: phone and viseme lists
+#                                    and pronunciation lexicons; <datadir>/<set>/{phones,visemes}: frame labels
+#                                    (python -m mome.bin.frame_labels; never an input of the AVSR model)
+#   <expdir>/pretrain_lm/            SentencePiece + small Llama on the corpus grammar and its spellings in sounds
+#                                    and mouth shapes, never a validation or test sentence (python -m
+#                                    mome.bin.pretrain_lm; a Hugging Face directory)
+#   <expdir>/pretrain_audio/encoder  small audio encoder trained to give the phoneme of every frame
+#   <expdir>/pretrain_video/encoder  small video encoder trained to give the viseme of every frame
+#                                    (python -m mome.bin.pretrain_encoder, ESPnet's trainer)
+# The LM trains in the background beside the encoders (one process per core).
+set -euo pipefail
+
+datadir=data
+expdir=exp
+alignments=        # mini_lrs3's alignments/ folder
+noise=             # babble noise for the audio encoder's augmentation
+train_set=train
+valid_set=val
+test_sets=test
+lm_args=           # more python -m mome.bin.pretrain_lm options, e.g. "--max_steps 100"
+encoder_args=      # more python -m mome.bin.pretrain_encoder options, e.g. "--max_epoch 1"
+help_message="Usage: $0 --alignments DIR [--noise WAV] [--datadir data] [--expdir exp] [--lm_args ...] [--encoder_args ...]"
+. utils/parse_options.sh
+[ -n "$alignments" ] && [ -d "$alignments" ] || { echo "$0: --alignments '$alignments' is not a directory" >&2; exit 1; }
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"; }
+
+if [ ! -f "$datadir/lang/visemes.lexiconp.txt" ] || [ ! -f "$datadir/$valid_set/visemes" ]; then
+  log "frame labels and lexicons from $alignments -> $datadir/lang, $datadir/{$train_set,$valid_set}/{phones,visemes}"
+  python -m mome.bin.frame_labels --alignments "$alignments" --lang_dir "$datadir/lang" \
+    "$datadir/$train_set" "$datadir/$valid_set"
+fi
+
+lm=$expdir/pretrain_lm
+lm_pid=
+if [ ! -f "$lm/pretraining.json" ]; then
+  exclude=()
+  for set in $valid_set $test_sets; do exclude+=("$datadir/$set/text"); done
+  log "LLM stand-in -> $lm (log: $expdir/pretrain_lm.log)"
+  mkdir -p "$expdir"
+  # shellcheck disable=SC2086
+  python -m mome.bin.pretrain_lm --output_dir "$lm" --exclude "${exclude[@]}" \
+    --lexicon "audio=$datadir/lang/phones.lexiconp.txt" "video=$datadir/lang/visemes.lexiconp.txt" \
+    $lm_args >"$expdir/pretrain_lm.log" 2>&1 &
+  lm_pid=$!
+fi
+
+for modality in audio video; do
+  out=$expdir/pretrain_$modality
+  [ ! -f "$out/encoder/model.safetensors" ] || { log "$modality encoder: $out/encoder is there"; continue; }
+  if [ $modality = audio ]; then
+    labels=phones tokens=$datadir/lang/phones.txt inputs=wav.scp,audio,sound
+    extra=(); [ -z "$noise" ] || extra=(--preprocessor_conf "noise=$noise")
+  else
+    labels=visemes tokens=$datadir/lang/visemes.txt inputs=roi.scp,video,roi
+    extra=()
+  fi
+  log "$modality encoder stand-in -> $out/encoder (log: $out/train.log)"
+  mkdir -p "$out"
+  # shellcheck disable=SC2086
+  python -m mome.bin.pretrain_encoder --config conf/pretrain_$modality.yaml --output_dir "$out" --resume true \
+    --token_list "$tokens" "${extra[@]}" \
+    --train_data_path_and_name_and_type "$datadir/$train_set/$inputs" \
+    --train_data_path_and_name_and_type "$datadir/$train_set/$labels,labels,text_int" \
+    --valid_data_path_and_name_and_type "$datadir/$valid_set/$inputs" \
+    --valid_data_path_and_name_and_type "$datadir/$valid_set/$labels,labels,text_int" \
+    $encoder_args >"$out/train.log" 2>&1 || { echo "$0: $modality encoder pretraining failed: see $out/train.log" >&2; exit 1; }
+  grep -o "\[valid\] loss=[^,]*, acc=[^,]*" "$out/train.log" | tail -1 | sed "s/^/  $modality: /"
+done
+
+if [ -n "$lm_pid" ]; then
+  log "waiting for the LLM stand-in (log: $expdir/pretrain_lm.log)"
+  wait "$lm_pid" || { echo "$0: LM pretraining failed: see $expdir/pretrain_lm.log" >&2; exit 1; }
+fi
+grep -o "stand-in LLM: perplexity.*" "$expdir/pretrain_lm.log" | tail -1 | sed 's/^/  /'
+log "done"
