@@ -29,6 +29,7 @@ import numpy as np
 from scipy.ndimage import convolve1d, map_coordinates
 
 from mome.data.landmarks import MOUTH, N_POINTS
+from mome.data.media import upright_frames
 
 ROI_SIZE = 96
 SMOOTH_FRAMES = 12
@@ -283,8 +284,8 @@ def read_roi(path: str | Path) -> np.ndarray:
             return data["roi"]
     if path.suffix == ".npy":
         return np.load(path)
-    try:
+    try:  # upright: an ROI video of another tool may carry a display rotation
         with av.open(str(path)) as container:
-            return np.stack([f.to_ndarray(format="gray") for f in container.decode(video=0)])
+            return np.stack([image for image, _ in upright_frames(container, path, gray=True)])
     except (av.FFmpegError, ValueError) as e:
         raise RoiError(f"{path}: cannot read ROI ({type(e).__name__}: {e})") from None
