@@ -106,10 +106,11 @@ def replace_dir(tmp: str | Path, target: str | Path) -> Path:
 
 
 def staging_dir(target: str | Path) -> Path:
-    """An empty folder beside ``target`` to build it in (then :func:`replace_dir`)."""
+    """An empty folder beside ``target`` to build it in (then :func:`replace_dir`); the staging folders of
+    ``target`` that killed runs left are removed first (one process builds a given folder at a time)."""
     target = Path(target)
+    remove_leftovers(target.parent, target.name)
     tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
 

@@ -247,7 +247,6 @@ def rewrite_data_dir(data_dir: str | Path, keep_files: bool = True) -> Iterator[
     its contents (``keep_files``; else empty; ``data_dir`` need not exist), which replaces ``data_dir`` when
     the block ends without an error (and is removed when it raises)."""
     data_dir = Path(data_dir)
-    atomic.remove_leftovers(data_dir.parent, data_dir.name)
     staging = atomic.staging_dir(data_dir)
     try:
         if keep_files and data_dir.is_dir():

@@ -13,8 +13,10 @@ never collide with a trainval / main utterance. Pretrain clips longer than ``max
 words using the WORD table; too long and without one, they are skipped.
 
 Bad inputs (missing / empty / unreadable transcript, empty normalised transcript, corrupt video, no
-audio track, video much shorter than its audio, missing landmark file) are skipped with their reason
-appended to ``<set>/skipped.txt``; nothing is dropped silently.
+audio track, video much shorter than its audio, missing landmark file, or an unforeseen error) are skipped
+with their reason appended to ``<set>/skipped.txt``; nothing is dropped silently. Transcripts are normalised
+by :func:`mome.text.normalize_text`, as scoring and the LLM's targets are. Each set directory is built
+beside its place and swapped in, so a killed stage 1 leaves the old one or the new one.
 """
 from __future__ import annotations
 
@@ -179,8 +181,16 @@ def _cut(result: ClipResult, words, duration: float, max_seconds: float) -> None
 # -------------------------------------------------------------------------------------- one set
 
 
+def _process_clip_guarded(clip: Clip, **kwargs) -> ClipResult:
+    """process_clip, with an unforeseen error recorded as the clip's skip reason: one clip never stops the stage."""
+    try:
+        return process_clip(clip, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        return _skip(ClipResult(clip), clip.recording, "clip failed", f"{clip.video}: {type(e).__name__}: {e}")
+
+
 def _process_all(clips: Sequence[Clip], desc: str, nj: int, **kwargs) -> list[ClipResult]:
-    work = partial(process_clip, **kwargs)
+    work = partial(_process_clip_guarded, **kwargs)
     bar = dict(total=len(clips), desc=desc, unit="clip", mininterval=2.0, dynamic_ncols=True)
     if nj <= 1 or len(clips) < 2:
         return [work(c) for c in progress(clips, **bar)]

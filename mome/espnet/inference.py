@@ -212,6 +212,7 @@ def write_text(path: str | Path, hyps: dict[str, str], skipped=()) -> Path:
     for utt in sorted(hyps):
         words = clean_hypothesis(hyps[utt])
         lines.append(f"{utt} {words}\n" if words else f"{utt}\n")
+    atomic.remove_leftovers(path.parent, path.name)  # temporary files of a killed run (one writer per folder)
     log_path = path.with_name("skipped.txt")
     if skipped:
         atomic.write_text(log_path, "".join(f"{utt} {' '.join(reason.split())}\n" for utt, reason in sorted(skipped)))

@@ -151,6 +151,7 @@ def write_results_md(exp_dir: str | Path, out: str | Path) -> Path:
     """Collect the scores under ``exp_dir`` and write RESULTS.md to ``out``."""
     results = collect_results(exp_dir)
     out = Path(out)
+    atomic.remove_leftovers(out.parent, out.name)  # of a killed run
     atomic.write_text(out, format_results_md(results, exp_dir))
     log.info("%s: %d scored decodings", out, len(results))
     return out
