@@ -155,6 +155,9 @@ def test_30fps_clip_is_resampled_by_timestamp_audio_untouched(tmp_path):
     back = read_audio(path)
     assert len(back) == SR  # one second, as recorded
     assert np.corrcoef(back, audio)[0, 1] > 0.95
+    # a mouth-ROI video of another tool at 30 fps, in a roi.scp, is read the same way
+    roi = read_roi(write_video(tmp_path / "roi30.mp4", _numbered_frames(30), fps=30))
+    np.testing.assert_allclose(roi.reshape(25, -1).mean(1), 20 + 7 * np.array(expected), atol=2)
 
 
 def test_variable_frame_rate_clip_is_resampled_by_timestamp(tmp_path):

@@ -326,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "fix":
-            removed = fix_data_dir(args.data_dir)
+            with rewrite_data_dir(args.data_dir) as new:  # all tables change together, or none
+                removed = fix_data_dir(new)
             print(f"fix_data_dir: {args.data_dir}: removed {len(removed)} utterances", file=sys.stderr)
         validate_data_dir(args.data_dir)
     except (DataDirError, OSError) as e:
