@@ -100,7 +100,7 @@ def make_noisy_copies(
         raise ValueError(f"{noise_path}: the noise recording is silent (all samples zero): no SNR can be set with it")
     utts = list(read_table(wav_scp).items())
     set_name = data_dir.name
-    out_dirs, done = [], 0
+    out_dirs, done, kept = [], 0, 0
     bad: dict[str, str] = {}  # utt -> reason, found once for all SNRs
     for snr in snrs:
         name = noisy_set_name(set_name, snr)
@@ -119,6 +119,8 @@ def make_noisy_copies(
                     continue
                 write_wav(target, mix(speech, noise, snr, utt), sample_rate)
                 done += 1
+            elif utt not in bad:
+                kept += 1
             if utt not in bad:
                 wavs[utt] = target
         skipped = [(utt, reason) for utt, reason in bad.items()]
@@ -134,8 +136,8 @@ def make_noisy_copies(
                 filter_data_dir(new, wavs)
                 append_skipped(new, sorted(skipped))
         out_dirs.append(out_dir)
-    log.info("noisy copies of %s at SNR %s: %d wavs written (the others kept from an earlier run), %d of %d "
-             "utterances without copies", data_dir, list(snrs), done, len(bad), len(utts))
+    log.info("noisy copies of %s at SNR %s: %d wavs written, %d kept from an earlier run, %d of %d utterances "
+             "without copies", data_dir, list(snrs), done, kept, len(bad), len(utts))
     return out_dirs
 
 
