@@ -31,7 +31,7 @@ from mome.data.media import (
     resample_index,
 )
 from mome.data.prepare import prepare_lrs3
-from mome.data.roi import mouth_rois, read_roi
+from mome.data.roi import crop_mouths, mouth_rois, prepare_landmarks, read_roi
 from mome.scoring.score import find_sclite, score
 from mome.text import normalize_text
 
@@ -129,12 +129,12 @@ def test_rotated_phone_video_field_case_stage_2_and_transcribe(tmp_path):
 def test_resample_index_by_hand():
     # 30 fps, 12 frames (0.4 s) -> 10 frames at 25 fps, each the frame on screen at (k + 0.5) / 25 s
     times = [i / 30 for i in range(12)]
-    assert resample_index(times, 30.0, 0.4).tolist() == [0, 1, 3, 4, 5, 6, 7, 9, 10, 11]
-    assert resample_index([i / 25 for i in range(7)], 25.0, 0.28).tolist() == list(range(7))  # pass-through
-    # variable rate: frames at 0, 50, 70, 200, 210 ms of a 0.25 s clip -> 6 frames
-    assert resample_index([0, 0.05, 0.07, 0.2, 0.21], 20.0, 0.25).tolist() == [0, 1, 2, 2, 2, 4]
-    # 12.5 fps upward: each frame twice
-    assert resample_index([0, 0.08, 0.16], 12.5, 0.24).tolist() == [0, 0, 1, 1, 2, 2]
+    assert resample_index(times, 30.0).tolist() == [0, 1, 3, 4, 5, 6, 7, 9, 10, 11]
+    assert resample_index([i / 25 for i in range(7)], 25.0).tolist() == list(range(7))  # frame for frame
+    # variable rate: frames at 0, 50, 70, 200, 210 ms (20 fps on average: the last shows 50 ms) -> 6 frames
+    assert resample_index([0, 0.05, 0.07, 0.2, 0.21], 20.0).tolist() == [0, 1, 2, 2, 2, 4]
+    # 12.5 fps upward: each frame twice; times that do not start at 0 are taken from the first frame
+    assert resample_index([1.0, 1.08, 1.16], 12.5).tolist() == [0, 0, 1, 1, 2, 2]
 
 
 def _numbered_frames(n: int) -> np.ndarray:
@@ -147,7 +147,7 @@ def test_30fps_clip_is_resampled_by_timestamp_audio_untouched(tmp_path):
     path = write_video(tmp_path / "30fps.mp4", _numbered_frames(30), fps=30, audio=audio)
     video = decode_video(path)
     expected = [int((k + 0.5) / 25 * 30) for k in range(25)]  # the 30 fps frame showing at each 25 fps centre
-    assert video.fps == 25 and video.source_fps == 30 and video.decoded == 30
+    assert video.fps == 25 and video.source_fps == 30 and video.decoded == 30 and video.resampled
     assert video.source_index.tolist() == expected
     levels = video.frames.reshape(25, -1).mean(1)
     np.testing.assert_allclose(levels, 20 + 7 * np.array(expected), atol=2)
@@ -170,8 +170,8 @@ def test_variable_frame_rate_clip_is_resampled_by_timestamp(tmp_path):
 
 
 def test_30fps_clip_through_stage_2_and_transcribe(tmp_path):
-    """Landmarks made on the 30 fps frames follow the frames kept: the ROI is what the 25 fps frames and
-    their landmarks give, 25 frames a second, with the audio of the whole clip."""
+    """Landmarks made on the 30 fps frames follow the frames kept: the ROI is what the kept frames and their
+    (cleaned) landmarks give, 25 frames a second, with the audio of the whole clip."""
     n = 60  # 2 s at 30 fps; the face drifts 1 px right per frame
     marks = np.stack([face_landmarks((100 + t, 140), 8.0, 0.9) for t in range(n)])
     frames = np.stack([render_face(p, seed=t) for t, p in enumerate(marks)])
@@ -182,7 +182,8 @@ def test_30fps_clip_through_stage_2_and_transcribe(tmp_path):
     roi = read_roi(read_table(data / "roi.scp")["spk30fps_00001"])
     assert len(roi) == 50 and len(sf.read(read_table(data / "wav.scp")["spk30fps_00001"])[0]) == 2 * SR
     kept = [int((k + 0.5) / 25 * 30) for k in range(50)]
-    np.testing.assert_array_equal(roi, mouth_rois(decode_video(video, fps=30).frames[kept], marks[kept]))
+    frames = decode_video(video, fps=30).frames  # the 60 decoded frames
+    np.testing.assert_array_equal(roi, crop_mouths(frames[kept], prepare_landmarks(marks)[kept]))
     np.testing.assert_array_equal(transcribe.mouth_roi(str(video), str(tmp_path / "src" / "clip.pkl")), roi)
 
 

@@ -244,15 +244,17 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
     return out
 
 
-def stream_rois(stream, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None) -> int:
-    """Decode ``stream`` (a :class:`mome.data.media.FrameStream`: upright frames at 25 fps with the decoded
-    frame each one is) and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
+def stream_rois(stream: FrameStream | str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None) -> int:
+    """Decode ``stream`` (a :class:`mome.data.media.FrameStream`, or a video path: upright frames at 25 fps with
+    the decoded frame each one is) and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
     segments (``spans``: utt -> [first, last) frames at 25 fps) it overlaps, with the clean ``points`` of the
     decoded frames (T, 68, 2); returns the number of 25 fps frames. A segment whose crop fails (e.g. all
     stable points on one spot) lands in ``failed`` (utt -> reason, naming ``landmarks``); a decoding error
     raises Skip."""
     decoded = 0
     try:
+        if not isinstance(stream, FrameStream):
+            stream = FrameStream(stream, gray=True)
         for start, (sources, frames) in _chunks(stream, CHUNK_FRAMES):
             decoded = start + len(frames)
             marks = points[np.minimum(sources, len(points) - 1)]  # a frame or two past the landmarks: held

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.ndimage import convolve1d, map_coordinates
 
 from mome.data.landmarks import MOUTH, N_POINTS
-from mome.data.media import VIDEO_FPS, resample_index, upright_frames
+from mome.data.media import VIDEO_FPS, resample, upright_frames
 
 ROI_SIZE = 96
 SMOOTH_FRAMES = 12
@@ -288,10 +288,6 @@ def read_roi(path: str | Path) -> np.ndarray:
     try:  # upright and at 25 fps: an ROI video of another tool may carry a display rotation or another rate
         with av.open(str(path)) as container:
             rate = float(container.streams.video[0].average_rate or VIDEO_FPS)
-            images, times = zip(*upright_frames(container, path, gray=True))
-        seconds = (0.0 if None in times else times[-1] - times[0]) + 1 / rate
-        index = resample_index(times, rate, seconds)
-        frames = np.stack(images)
-        return frames if len(index) == len(frames) and (index == np.arange(len(index))).all() else frames[index]
+            return np.stack([image for _, image in resample(upright_frames(container, path, gray=True), rate)])
     except (av.FFmpegError, ValueError) as e:
         raise RoiError(f"{path}: cannot read ROI ({type(e).__name__}: {e})") from None
