@@ -6,8 +6,10 @@ Import from tests as ``from media_fixtures import ...`` (pytest puts tests/ on s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from mome.data import kaldi
@@ -70,6 +72,7 @@ class Clip:
     corrupt: bool = False
     angle_deg: float = 8.0
     scale: float = 0.9
+    silent: bool = False  # an all-zero sound track
 
 
 def clip_landmarks(clip: Clip) -> np.ndarray:
@@ -93,6 +96,8 @@ def write_clip(video: Path, landmarks: Path, clip: Clip, seed: int = 0) -> np.nd
         frames = np.stack([render_face(p, seed=seed + t) for t, p in enumerate(truth)])
         seconds = clip.frames / FPS if clip.audio_seconds is None else clip.audio_seconds
         audio = None if clip.audio_seconds == 0 else tone(seconds, seed)
+        if clip.silent:
+            audio = np.zeros_like(audio)
         write_mp4(video, frames, FPS, audio, SR)
     if clip.landmarks:
         write_landmarks(landmarks, clip_landmarks(clip))
@@ -124,3 +129,40 @@ def make_data_dir(root: Path, clips: list[Clip], segments: dict[str, list[tuple[
             tables["utt2dur"][utt] = f"{end - start:.2f}"
     kaldi.write_data_dir(data, tables)
     return data
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 25, pts_ms: list[int] | None = None,
+                matrix: list[int] | None = None, audio: np.ndarray | None = None) -> Path:
+    """An mp4 as phones and other tools write it: uint8 RGB ``(T, H, W, 3)`` (or gray) frames at ``fps``, or at
+    the millisecond times ``pts_ms`` (variable frame rate), with an optional display matrix (FFmpeg's 9 int32)
+    and 16 kHz mono audio."""
+    frames = np.asarray(frames, np.uint8)
+    if frames.ndim == 3:
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        video.options = {"crf": "10", "preset": "ultrafast"}
+        if pts_ms is not None:
+            video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        if matrix is not None:
+            video.set_display_matrix(matrix)
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=SR)
+            sound.layout = "mono"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            samples = np.asarray(audio, np.float32)
+            for s in range(0, len(samples), 1024):
+                frame = av.AudioFrame.from_ndarray(samples[None, s : s + 1024], format="flt", layout="mono")
+                frame.sample_rate, frame.pts = SR, s
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
+    return path

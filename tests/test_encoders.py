@@ -120,11 +120,25 @@ def test_whisper_ragged_batch_lengths_and_padding(whisper_dirs):
     assert (short_alone - out[1, :19]).abs().max() > 1e-4
 
 
-def test_whisper_rejects_audio_longer_than_its_positions(whisper_dirs):
-    _, dirs = whisper_dirs
-    encoder = WhisperAudioEncoder.from_pretrained(dirs["encoder"])
-    with pytest.raises(ValueError, match="longer than"):
-        encoder(_audio(2.05)[None], torch.tensor([int(2.05 * 16000)]))
+def test_whisper_encodes_audio_longer_than_its_window_window_by_window(whisper_dirs):
+    """4.6 s with a 2 s window (460 mel frames): windows 0-200, 200-400, 400-460, each encoded on its own as
+    Whisper encodes its windows; a short item batched with the long one is what it is alone."""
+    model, dirs = whisper_dirs
+    encoder = WhisperAudioEncoder.from_pretrained(dirs["generation"])
+    long, short = _audio(4.6, seed=4), _audio(0.9, seed=5)
+    batch, lengths = _ragged([long, short])
+    out, out_lengths = encoder(batch, lengths)
+    assert out_lengths.tolist() == [230, 45] and out.shape == (2, 230, 32)
+    mel, frames = encoder.log_mel(long[None], lengths[:1], pad_to_multiple=2, extra_frames=2)
+    assert frames.tolist() == [460]
+    with torch.no_grad():  # a full window is exactly what transformers' WhisperEncoder takes
+        for w in (0, 1):
+            reference = model.model.encoder(mel[..., 200 * w : 200 * (w + 1)]).last_hidden_state[0]
+            torch.testing.assert_close(out[0, 100 * w : 100 * (w + 1)], reference, atol=1e-5, rtol=0)
+        last = encoder._encode(mel[..., 400:462], torch.tensor([30]), 30)[0]
+    torch.testing.assert_close(out[0, 200:], last, atol=1e-5, rtol=0)
+    alone, _ = encoder(short[None], lengths[1:])
+    torch.testing.assert_close(out[1, :45], alone[0], atol=1e-5, rtol=0)
 
 
 def test_whisper_frozen_flag(whisper_dirs):

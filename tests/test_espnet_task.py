@@ -17,6 +17,7 @@ from espnet_fixtures import data_options, make_data_dir, make_pretrained, write_
 from mome.bin import avsr_train
 from mome.espnet.choices import ConfigError
 from mome.espnet.preprocess import AVSRPreprocessor, crop, time_mask
+from mome.atomic import KILL_IN_SAVE
 from mome.espnet.shapes import write_shape_file
 from mome.espnet.task import AVSRTask
 from mome.models.llm import tokenize_transcript
@@ -98,10 +99,18 @@ avsr_train.main(sys.argv[1:])
 """
 
 
-def test_resume_after_a_killed_run_ends_where_an_uninterrupted_run_ends(data, tmp_path):
+@pytest.fixture(scope="module")
+def two_epochs(data, tmp_path_factory):
+    """A 2-epoch config and its uninterrupted run."""
     root, train_dir, valid_dir = data
-    config = write_config(tmp_path / "train.yaml", root / "tokenizer", train_dir / "text", max_epoch=2, keep_nbest_models=2)
-    reference = train(config, tmp_path / "reference", train_dir, valid_dir)
+    tmp = tmp_path_factory.mktemp("two_epochs")
+    config = write_config(tmp / "train.yaml", root / "tokenizer", train_dir / "text", max_epoch=2, keep_nbest_models=2)
+    return config, train(config, tmp / "reference", train_dir, valid_dir)
+
+
+def test_resume_after_a_killed_run_ends_where_an_uninterrupted_run_ends(data, two_epochs, tmp_path):
+    root, train_dir, valid_dir = data
+    config, reference = two_epochs
 
     killed = tmp_path / "killed"
     argv = ["--config", str(config), "--output_dir", str(killed), *data_options(train_dir, valid_dir)]
@@ -227,3 +236,33 @@ def test_sample_rate_other_than_16k_is_refused(tmp_path):
     (tmp_path / "wav.scp").write_text(f"a {tmp_path / 'a.wav'}\n")
     with pytest.raises(ValueError, match=r"a.wav is sampled at 8000 Hz; the encoders take 16000 Hz"):
         check_sample_rate(tmp_path / "wav.scp")
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    ours, theirs = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    return ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+@pytest.mark.parametrize("file", ["checkpoint.pth", "1epoch.pth"])
+def test_killed_inside_a_checkpoint_save_resumes_to_the_same_weights(data, two_epochs, tmp_path, file):
+    """SIGKILL in the middle of ESPnet's save of the first checkpoint.pth (nothing to resume from: the run
+    starts over) or of 1epoch.pth (checkpoint.pth of epoch 1 is whole, its epoch file is not): the rerun
+    ends with the uninterrupted run's weights and averaged model, and no temporary file is left."""
+    root, train_dir, valid_dir = data
+    config, reference = two_epochs
+    out = tmp_path / "killed"
+    argv = ["--config", str(config), "--output_dir", str(out), *data_options(train_dir, valid_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", KILL_IN_SAVE: file}
+    run = subprocess.run([sys.executable, "-m", "mome.bin.avsr_train", *argv], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300, start_new_session=True)  # its own process group: killpg spares us
+    assert run.returncode == -9, run.stderr[-3000:]
+    (half,) = [p for p in out.iterdir() if p.name.startswith(f".{file}.tmp.")]
+    assert not (out / file).exists() and half.stat().st_size > 0
+    if file == "1epoch.pth":  # killed between the two saves of epoch 1
+        assert torch.load(out / "checkpoint.pth", weights_only=False)["reporter"]["epoch"] == 1
+
+    train(config, out, train_dir, valid_dir, "--resume", "true")
+    assert _same_weights(out / "2epoch.pth", reference / "2epoch.pth")
+    assert _same_weights(out / "valid.loss.ave.pth", reference / "valid.loss.ave.pth")
+    assert os.readlink(out / "latest.pth") == "2epoch.pth" and (out / "1epoch.pth").is_file()
+    assert not [p.name for p in out.iterdir() if ".tmp." in p.name]

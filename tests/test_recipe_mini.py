@@ -1,15 +1,27 @@
 """The mini_lrs3 recipe end to end through its shell entry point, in a copy of the recipe folder so that
-the checkout's egs/ stays clean. The tiny corpus (20 clips) runs in CI; the default size is marked slow."""
+the checkout's egs/ stays clean. The tiny corpus (20 clips) runs in CI; the default size is marked slow.
+The fault-injection test kills the recipe with SIGKILL at seeded random moments over its whole run and
+reruns it after each kill: it must end with an uninterrupted run's outputs."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch
 
+from mome.atomic import KILL_IN_SAVE
 from mome.data.kaldi import read_skipped, read_table
 from mome.data.roi import read_roi
 from mome.data.media import read_wav
@@ -71,21 +83,235 @@ def check_results(recipe: Path, n_test: int) -> str:
     return results
 
 
-def test_mini_recipe_stages_0_to_5_tiny(tmp_path):
+# ----------------------------------------------------------------------------- watched runs, outputs
+
+TINY_ARGS = ("--train_args", "--max_epoch 2 --num_iters_per_epoch 2", "--decode_args", "--beam_size 2 --max_new_tokens 8")
+LOG_LINE = re.compile(r"^\S+ \((?:avsr|run)\.sh\) (.*)$")  # the stage scripts' own log lines, without the time
+
+
+@dataclass
+class Run:
+    returncode: int
+    seconds: float
+    lines: list[tuple[float, str]]  # (seconds since the start, line)
+    killed: bool = False
+    killed_after: str = ""  # the last stage-script log line before the kill
+
+    def markers(self) -> list[tuple[float, str]]:
+        return [(t, m.group(1)) for t, line in self.lines if (m := LOG_LINE.match(line))]
+
+
+@dataclass
+class KillPoint:
+    at: float  # seconds into the uninterrupted run
+    marker: str  # the stage-script log line last printed before that moment ...
+    delay: float  # ... and how long after it
+    landed: str = field(default="")
+
+
+def watched_run(recipe: Path, corpus: Path, size: str, *args: str, env: dict | None = None,
+                kill: KillPoint | None = None, timeout: int = 1800) -> Run:
+    """Run the recipe in its own process group; with ``kill``, SIGKILL the whole group ``kill.delay`` s after
+    ``kill.marker`` is printed (if the run gets there and is still running)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C",
+               MINI_LRS3=str(corpus), MINI_LRS3_SIZE=size, **(env or {}))  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.Popen(["./run.sh", *args], cwd=recipe, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    lines: list[tuple[float, str]] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:  # paths of this copy of the recipe are written as <corpus> / <recipe>
+            line = line.rstrip("\n").replace(str(corpus), "<corpus>").replace(str(recipe), "<recipe>")
+            lines.append((time.monotonic() - start, line))
+            m = LOG_LINE.match(line)
+            if kill is not None and m and m.group(1) == kill.marker:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    killed = False
+    if kill is not None:
+        while not seen.wait(0.2) and proc.poll() is None:
+            pass
+        if seen.is_set():
+            time.sleep(kill.delay)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed = True
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    reader.join(timeout=30)
+    run = Run(proc.returncode, time.monotonic() - start, lines, killed)
+    run.killed_after = (run.markers() or [(0, "(nothing printed)")])[-1][1]
+    return run
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _weights_digest(path: Path) -> str:
+    """Digest of the tensors of a weights file; of checkpoint.pth, its model and optimiser state (its
+    reporter holds wall-clock times)."""
+    state = torch.load(path, map_location="cpu", weights_only=path.name != "checkpoint.pth")
+    if path.name == "checkpoint.pth":
+        state = {"model": state["model"], "optimizers": state["optimizers"]}
+    h = hashlib.sha256()
+
+    def add(value, key: str = "") -> None:
+        if isinstance(value, torch.Tensor):
+            h.update(key.encode())
+            h.update(value.detach().contiguous().cpu().numpy().tobytes())
+        elif isinstance(value, dict):
+            for k in sorted(value, key=str):
+                add(value[k], f"{key}/{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                add(v, f"{key}/{i}")
+        else:
+            h.update(f"{key}={value!r}".encode())
+
+    add(state)
+    return h.hexdigest()[:16]
+
+
+def is_temporary(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def final_outputs(recipe: Path, corpus: Path) -> dict[str, str]:
+    """What a run leaves that later work reads, by path: every file of data/ (absolute paths made relative),
+    the extracted media (digests), the weights (tensor digests, link targets), each decoding's hypotheses,
+    skip log and scores, and RESULTS.md (its date line aside)."""
+    places = {str(recipe.resolve()): "<recipe>", str(corpus.resolve()): "<corpus>"}
+
+    def text(path: Path) -> str:
+        content = path.read_text(encoding="utf-8")
+        for place, name in places.items():
+            content = content.replace(place, name)
+        return content
+
+    out = {}
+    for path in sorted((recipe / "data").rglob("*")):
+        if path.is_file() and not is_temporary(path, recipe):
+            out[str(path.relative_to(recipe))] = text(path)
+    for path in sorted((recipe / "dump").rglob("*")):
+        if path.suffix in (".wav", ".mkv") and not is_temporary(path, recipe):  # Matroska holds a random UID: frames
+            data = path.read_bytes() if path.suffix == ".wav" else read_roi(path).tobytes()
+            out[str(path.relative_to(recipe))] = _digest(data)
+    exp = recipe / "exp"
+    for path in sorted(exp.glob("*/*.pth")):
+        name = str(path.relative_to(recipe))
+        out[name] = f"-> {os.readlink(path)}" if path.is_symlink() else _weights_digest(path)
+    for path in sorted(exp.glob("*/decode_*/*")) + sorted(exp.glob("*/decode_*/score/*")):
+        if path.is_file() and path.name in ("text", "skipped.txt", "wer", "result.txt", "result_raw.txt", "alignment.txt"):
+            out[str(path.relative_to(recipe))] = text(path)
+    out["exp/RESULTS.md"] = "\n".join(line for line in text(exp / "RESULTS.md").splitlines() if not line.startswith("- date:"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One uninterrupted run of the whole recipe on the 20-clip corpus (shared by the tests below)."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    recipe, corpus = recipe_copy(tmp), tmp / "corpus"
+    run = watched_run(recipe, corpus, "tiny", *TINY_ARGS)
+    assert run.returncode == 0, "\n".join(line for _, line in run.lines[-60:])
+    return recipe, corpus, run, final_outputs(recipe, corpus)
+
+
+def test_mini_recipe_stages_0_to_5_tiny(tiny_run):
     """The whole recipe on the 20-clip corpus, training only a few steps: every stage runs and writes its outputs."""
-    recipe, corpus = recipe_copy(tmp_path), tmp_path / "corpus"
-    run_recipe(recipe, corpus, "tiny", "--train_args", "--max_epoch 1 --num_iters_per_epoch 2",
-               "--decode_args", "--beam_size 2 --max_new_tokens 8", timeout=600)  # fmt: skip
+    recipe, corpus, _, _ = tiny_run
     counts = check_stage_outputs(recipe)
     check_results(recipe, counts["test"])
     assert counts["val"] == 2 and counts["test"] == 8 and counts["train"] == 10
     assert all(counts[f"test_babble_snr{n}"] == counts["test"] for n in (-5, 0, 5, 10, 15, 20))
 
-    # resume: a second run of stage 2 redoes no finished utterance
+    # resume: a second run of stage 2 redoes no finished utterance (and changes no output)
     wavs = sorted((recipe / "dump").rglob("*.wav")) + sorted((recipe / "dump").rglob("*.mkv"))
     before = {p: p.stat().st_mtime_ns for p in wavs}
+    outputs = final_outputs(recipe, corpus)
     run_recipe(recipe, corpus, "tiny", "--stage", "2", "--stop_stage", "2", timeout=300)
     assert {p: p.stat().st_mtime_ns for p in wavs} == before
+    assert final_outputs(recipe, corpus) == outputs
+
+
+def kill_points(reference: Run, count: int, seed: int) -> list[KillPoint]:
+    """``count`` moments drawn one per equal slice of the uninterrupted run (seeded), each expressed as a
+    stage-script log line and a delay after it, so that a rerun is killed at the same place in the work
+    whatever the stages are called or numbered."""
+    rng = random.Random(seed)
+    markers = reference.markers()
+    points = []
+    for i in range(count):
+        at = reference.seconds * (i + rng.random()) / count
+        t, marker = [(t, m) for t, m in markers if t <= at][-1] if markers[0][0] <= at else markers[0]
+        points.append(KillPoint(at, marker, max(0.0, at - t)))
+    return points
+
+
+def kill_and_resume(tiny_run, tmp_path: Path, count: int, seed: int, new_corpus: bool = True) -> list[KillPoint]:
+    """A fresh copy of the recipe, killed at ``count`` seeded random moments and once inside the first
+    checkpoint.pth save, rerun after each kill; its final outputs must equal the uninterrupted run's.
+    ``new_corpus=False`` starts from a copy of the uninterrupted run's corpus (stage 0 then has nothing to do)."""
+    _, reference_corpus, reference, expected = tiny_run
+    recipe, corpus = recipe_copy(tmp_path), tmp_path / "corpus"
+    if not new_corpus:
+        shutil.copytree(reference_corpus, corpus, symlinks=True)
+    # first the kill inside a checkpoint save (the trainer kills the recipe half way through writing it: a
+    # later kill might come after training has saved for the last time), then the random ones in time order
+    in_save = KillPoint(float("nan"), "(MOME_KILL_IN_SAVE=checkpoint.pth)", 0.0)
+    order = [in_save, *kill_points(reference, count, seed)]
+    for point in order:
+        if point is in_save:
+            run = watched_run(recipe, corpus, "tiny", *TINY_ARGS, env={KILL_IN_SAVE: "checkpoint.pth"})
+            assert run.returncode == -signal.SIGKILL, "\n".join(line for _, line in run.lines[-40:])
+            point.landed = "inside checkpoint.pth save, in: " + run.killed_after
+            continue
+        # a rerun skips finished work and the machine's pace varies: when the rerun ends before the moment
+        # comes (a point near the end), it is tried again sooner after its log line
+        for delay in (point.delay, point.delay / 4):
+            run = watched_run(recipe, corpus, "tiny", *TINY_ARGS, kill=KillPoint(point.at, point.marker, delay))
+            log = "\n".join(line for _, line in run.lines[-40:])
+            if run.killed:
+                assert run.returncode == -signal.SIGKILL, log
+                point.delay, point.landed = delay, run.killed_after
+                break
+            assert run.returncode == 0, log  # the rerun finished before the moment came
+            point.landed = "(finished first)"
+    final = watched_run(recipe, corpus, "tiny", *TINY_ARGS)
+    assert final.returncode == 0, "\n".join(line for _, line in final.lines[-60:])
+    report = "\n".join(f"kill at {p.at:6.1f} s ({p.delay:5.1f} s after '{p.marker[:60]}') landed in: {p.landed[:80]}"
+                       for p in order)
+    print(report)
+    (tmp_path / "kill_points.txt").write_text(report + "\n")
+    got = final_outputs(recipe, corpus)
+    differ = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))
+    assert not differ, f"{len(differ)} outputs differ from the uninterrupted run's, e.g. {differ[:10]}\n{report}"
+    leftovers = [str(p.relative_to(recipe)) for p in (recipe / "data").rglob("*") if is_temporary(p, recipe)]
+    leftovers += [str(p.relative_to(recipe)) for p in (recipe / "exp").glob("*/decode_*/.*")]
+    assert not leftovers, leftovers
+    return order
+
+
+def test_killed_anywhere_resumed_same_result_tiny(tiny_run, tmp_path):
+    """CI: 3 seeded random kills spread over the whole run plus one inside the first checkpoint save (the
+    corpus taken from the uninterrupted run, to save its generation)."""
+    points = kill_and_resume(tiny_run, tmp_path, count=3, seed=8, new_corpus=False)
+    assert sum(p.landed != "(finished first)" for p in points) >= 3  # the kill in the save and 2 of the others
+
+
+@pytest.mark.slow
+def test_killed_anywhere_resumed_same_result_many_points(tiny_run, tmp_path):
+    """The long version: 12 seeded random kills over the whole run plus one inside a checkpoint save."""
+    points = kill_and_resume(tiny_run, tmp_path, count=12, seed=2026)
+    assert sum(p.landed != "(finished first)" for p in points) >= 10
 
 
 @pytest.mark.slow

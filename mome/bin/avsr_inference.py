@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             for pair in pairs:
                 out_dir = Path(a.output_dir) if a.output_dir else Path(a.model_dir) / decode_dir_name(data_dir, pair)
-                path = write_text(out_dir / "text", hyps[pair])
-                logging.info("%s at rates %s: %d hypotheses -> %s", data_dir, format_pair(pair), len(hyps[pair]), path)
-    except (FileNotFoundError, ValueError) as e:
+                path = write_text(out_dir / "text", hyps[pair], hyps.skipped)
+                logging.info("%s at rates %s: %d hypotheses -> %s%s", data_dir, format_pair(pair), len(hyps[pair]), path,
+                             f" ({len(hyps.skipped)} utterances skipped: {path.parent / 'skipped.txt'})" if hyps.skipped else "")
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"avsr_inference: error: {e}", file=sys.stderr)
         return 1
     return 0

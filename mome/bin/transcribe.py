@@ -4,8 +4,10 @@
         [--checkpoint valid.loss.ave.pth] [--beam_size 15] [--max_new_tokens 32] [--device cpu]
 
 Audio comes from the file's sound track (16 kHz). A model with a video encoder needs the mouth region:
-give ``--landmarks`` (68-point landmarks per frame, the mome.data.landmarks formats) and the ROI is cut as
-in stage 2; without landmarks the video must already be a mouth ROI (at least 88x88, at most 128x128).
+give ``--landmarks`` (68-point landmarks per frame, any of the mome.data.landmarks layouts) and the ROI is
+cut as in stage 2 (frames turned upright by the file's display rotation and resampled to 25 fps by
+timestamp); without landmarks the video must already be a mouth ROI (at least 88x88, at most 128x128).
+Audio longer than the audio encoder's window (Whisper: 30 s) is encoded window by window.
 Prints the transcript.
 """
 from __future__ import annotations
@@ -17,34 +19,29 @@ import sys
 import numpy as np
 
 MAX_ROI_SIDE = 128  # a frame this small is taken for a ready-made mouth ROI
-MAX_FRAME_MISMATCH = 2  # landmark frames may be this many more / fewer than video frames (edges held)
-
-
-def match_frames(landmarks: np.ndarray, frames: int, source: str) -> np.ndarray:
-    """Landmarks cut or padded (holding the edge) to ``frames``; an error past a small mismatch."""
-    if abs(len(landmarks) - frames) > MAX_FRAME_MISMATCH:
-        raise ValueError(f"{source}: {len(landmarks)} landmark frames for a video of {frames} frames")
-    if len(landmarks) >= frames:
-        return landmarks[:frames]
-    return np.concatenate([landmarks, np.repeat(landmarks[-1:], frames - len(landmarks), axis=0)])
 
 
 def mouth_roi(video_path: str, landmarks_path: str | None) -> np.ndarray:
+    """uint8 ``(T, 96, 96)`` mouth ROI of a video as stage 2 cuts it: frames upright and at 25 fps
+    (:func:`mome.data.media.decode_video`), the landmarks of the decoded frames cleaned
+    (:func:`mome.data.roi.prepare_landmarks`) and taken at the frames kept; without landmarks, the frames
+    themselves (a ready-made ROI)."""
+    from mome.data.extract import match_landmarks
     from mome.data.landmarks import read_landmarks
-    from mome.data.media import read_video
-    from mome.data.roi import mouth_rois
+    from mome.data.media import decode_video
+    from mome.data.roi import crop_mouths, prepare_landmarks
 
-    frames = read_video(video_path, gray=True)
+    video = decode_video(video_path, gray=True)
     if landmarks_path is not None:
-        landmarks = match_frames(read_landmarks(landmarks_path), len(frames), landmarks_path)
-        return mouth_rois(frames, landmarks)
-    height, width = frames.shape[1:3]
+        points = match_landmarks(read_landmarks(landmarks_path), video.decoded, landmarks_path)
+        return crop_mouths(video.frames, prepare_landmarks(points)[video.source_index])
+    height, width = video.frames.shape[1:3]
     if max(height, width) > MAX_ROI_SIDE:
         raise ValueError(
             f"{video_path}: {width}x{height} frames are not a mouth ROI; give --landmarks (68-point landmarks "
             "per frame) so that the mouth region can be cut out"
         )
-    return frames
+    return video.frames
 
 
 def transcribe(model, args, video_path: str, pair, landmarks: str | None = None, beam_size: int = 15, max_new_tokens: int = 32) -> str:

@@ -14,8 +14,14 @@ be 375 MB of frames). Landmarks are prepared for the frame count of the containe
 gives more than ``MAX_FRAME_MISMATCH`` frames fewer or more skips the recording. Shards: job J of N
 takes every N-th recording (``--job J --njobs N``); a finished utterance (its two files exist:
 they are written under a temporary name and renamed) is not redone, so jobs resume. Each job logs
-the utterances it had to skip, with the reason, to ``<dump>/log/skipped.<J>of<N>.txt``; the merge
-appends those of utterances still without output to ``data/<set>/skipped.txt``.
+the utterances it had to skip, with the reason, to ``<dump>/log/skipped.<J>of<N>.txt`` (a recording that
+fails in an unforeseen way is logged too, with its traceback in the job log: the job goes on); the merge
+appends those of utterances still without output to ``data/<set>/skipped.txt``, changing the data
+directory in one step (a copy swapped in).
+
+Frames come from :class:`mome.data.media.FrameStream`: upright (display rotation applied) and at 25 fps
+(other and variable rates resampled by timestamp); segments are cut on those 25 fps frames, and the
+landmarks, made on the decoded frames, are taken at the decoded frame each output frame is.
 """
 from __future__ import annotations
 
@@ -25,15 +31,26 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from mome.progress import progress
 
+from mome import atomic
 from mome.data import kaldi
 from mome.data.landmarks import LandmarkError, read_landmarks
-from mome.data.media import MediaError, MediaInfo, WavWriter, iter_audio, iter_video, probe
+from mome.data.media import (
+    VIDEO_FPS,
+    FrameStream,
+    MediaError,
+    MediaInfo,
+    UnsupportedMediaError,
+    WavWriter,
+    iter_audio,
+    output_frames,
+    probe,
+)
 from mome.data.roi import ROI_EXT, RoiError, RoiWriter, crop_mouths, prepare_landmarks
 
 log = logging.getLogger(__name__)
@@ -70,6 +87,7 @@ class Outcome:
     already_done: list[str]
     skipped: list[tuple[str, str]]  # (utt, "<key>: <detail>")
     seconds: float = 0.0  # wall time spent on the extracted utterances
+    resampled: list[str] = field(default_factory=list)  # videos not at a regular 25 fps, resampled by timestamp
 
 
 def wav_path(dump: Path, utt: str) -> Path:
@@ -140,12 +158,10 @@ def _open_clip(video: str, landmarks: str | None) -> tuple[MediaInfo, np.ndarray
         points = read_landmarks(landmarks)
     except LandmarkError as e:
         raise Skip("bad-landmarks-file", str(e)) from None
-    frames = info.num_frames
-    if abs(len(points) - frames) > MAX_FRAME_MISMATCH:
-        raise Skip("landmark-frame-mismatch", f"{len(points)} landmark frames, {frames} video frames")
-    # a frame or two of difference: cut, or pad with missing frames (held by the interpolation)
-    points = points[:frames]
-    points = np.concatenate([points, np.full((frames - len(points), *points.shape[1:]), np.nan, points.dtype)])
+    try:
+        points = match_landmarks(points, info.num_frames, landmarks)
+    except ValueError as e:
+        raise Skip("landmark-frame-mismatch", str(e)) from None
     try:
         clean = prepare_landmarks(points)
     except RoiError as e:
@@ -153,16 +169,27 @@ def _open_clip(video: str, landmarks: str | None) -> tuple[MediaInfo, np.ndarray
     return info, clean
 
 
-def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(index of the first frame, stacked frames) of ``size`` frames at a time."""
+def match_landmarks(points: np.ndarray, frames: int, source: str = "") -> np.ndarray:
+    """Landmarks made on a video's decoded frames, one row per frame of ``frames``: a frame or two of
+    difference is cut, or padded with missing frames (the interpolation then holds the edge); past
+    ``MAX_FRAME_MISMATCH`` a ValueError naming ``source``."""
+    if abs(len(points) - frames) > MAX_FRAME_MISMATCH:
+        raise ValueError(f"{source}: {len(points)} landmark frames, {frames} video frames")
+    points = points[:frames]
+    return np.concatenate([points, np.full((frames - len(points), *points.shape[1:]), np.nan, points.dtype)])
+
+
+def _chunks(frames: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """(index of the first frame, (source indices, stacked frames)) of ``size`` frames at a time, from
+    ``(source index, frame)`` pairs."""
     start, block = 0, []
-    for frame in frames:
-        block.append(frame)
+    for item in frames:
+        block.append(item)
         if len(block) == size:
-            yield start, np.stack(block)
+            yield start, (np.array([i for i, _ in block]), np.stack([f for _, f in block]))
             start, block = start + size, []
     if block:
-        yield start, np.stack(block)
+        yield start, (np.array([i for i, _ in block]), np.stack([f for _, f in block]))
 
 
 def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, dump: Path) -> Outcome:
@@ -177,7 +204,7 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
     except Skip as e:
         out.skipped = [(u.utt, str(e)) for u in todo]
         return out
-    fps, total = info.fps, len(points)
+    fps, total = VIDEO_FPS, output_frames(info)  # segments are cut on the 25 fps frames the reader gives
     spans = {}  # utt -> [first, last) frames
     for u in todo:
         first = max(0, round(u.start * fps))
@@ -188,18 +215,24 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
             spans[u.utt] = (first, last)
     failed: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
-        rois = {utt: stack.enter_context(RoiWriter(roi_path(dump, utt), fps=round(fps))) for utt in spans}
+        rois = {utt: stack.enter_context(RoiWriter(roi_path(dump, utt), fps=fps)) for utt in spans}
         wavs = {utt: stack.enter_context(WavWriter(wav_path(dump, utt), SAMPLE_RATE)) for utt in spans}
         try:
-            decoded = stream_rois(video, points, spans, rois, failed, landmarks)
-            if abs(decoded - total) > MAX_FRAME_MISMATCH:
-                raise Skip("corrupt-video", f"decoded {decoded} of {total} frames")
+            stream = FrameStream(video, gray=True)
+            emitted = stream_rois(stream, points, spans, rois, failed, landmarks)
+            if abs(stream.decoded - info.num_frames) > MAX_FRAME_MISMATCH:
+                raise Skip("corrupt-video", f"decoded {stream.decoded} of {info.num_frames} frames")
+            if stream.resampled:
+                log.info("%s: frames resampled to %d fps by timestamp (the file: %g fps on average)", video,
+                         VIDEO_FPS, stream.source_fps)
+                out.resampled.append(video)
+            decoded = emitted
             spans = {utt: (first, min(last, decoded)) for utt, (first, last) in spans.items() if utt not in failed}
             for utt, (first, last) in list(spans.items()):
                 if last <= first:
                     failed[utt] = f"empty-segment: frames {first}-{last} of {decoded} decoded"
                     del spans[utt]
-            stream_wavs(video, fps, spans, wavs)
+            stream_wavs(video, VIDEO_FPS, spans, wavs)
         except Skip as e:
             failed.update({utt: str(e) for utt in rois})
         for utt in failed:  # the writers of the others are closed (renamed into place) on leaving the block
@@ -211,23 +244,30 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
     return out
 
 
-def stream_rois(video: str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None) -> int:
-    """Decode ``video`` and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
-    segments (``spans``: utt -> [first, last) frames) it overlaps, with the clean ``points`` (T, 68, 2); returns
-    the number of frames decoded. A segment whose crop fails (e.g. all stable points on one spot) lands in
-    ``failed`` (utt -> reason, naming ``landmarks``); a decoding error raises Skip."""
+def stream_rois(stream: FrameStream | str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None) -> int:
+    """Decode ``stream`` (a :class:`mome.data.media.FrameStream`, or a video path: upright frames at 25 fps with
+    the decoded frame each one is) and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
+    segments (``spans``: utt -> [first, last) frames at 25 fps) it overlaps, with the clean ``points`` of the
+    decoded frames (T, 68, 2); returns the number of 25 fps frames. A segment whose crop fails (e.g. all
+    stable points on one spot) lands in ``failed`` (utt -> reason, naming ``landmarks``); a decoding error
+    raises Skip."""
     decoded = 0
     try:
-        for start, frames in _chunks(iter_video(video, gray=True), CHUNK_FRAMES):
+        if not isinstance(stream, FrameStream):
+            stream = FrameStream(stream, gray=True)
+        for start, (sources, frames) in _chunks(stream, CHUNK_FRAMES):
             decoded = start + len(frames)
+            marks = points[np.minimum(sources, len(points) - 1)]  # a frame or two past the landmarks: held
             for utt, (first, last) in spans.items():
-                low, high = max(first, start), min(last, decoded, len(points))
+                low, high = max(first, start), min(last, decoded)
                 if utt in failed or low >= high:
                     continue
                 try:
-                    rois[utt].write(crop_mouths(frames[low - start : high - start], points[low:high]))
+                    rois[utt].write(crop_mouths(frames[low - start : high - start], marks[low - start : high - start]))
                 except (RoiError, np.linalg.LinAlgError) as e:
                     failed[utt] = f"bad-landmarks: {landmarks}: {e}"
+    except UnsupportedMediaError as e:
+        raise Skip("unsupported-video", str(e)) from None
     except MediaError as e:
         raise Skip("corrupt-video", str(e)) from None
     return decoded
@@ -282,17 +322,22 @@ def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1
         if rec not in videos:
             total.skipped += [(u.utt, "no-video: recording not in video.scp") for u in by_recording[rec]]
             continue
-        one = extract_recording(by_recording[rec], videos[rec], landmarks.get(rec), dump)
+        try:
+            one = extract_recording(by_recording[rec], videos[rec], landmarks.get(rec), dump)
+        except Exception as e:  # noqa: BLE001 - one recording must not stop the job: record it, go on
+            log.exception("%s: extraction failed", videos[rec])
+            reason = f"extract-failed: {videos[rec]}: {type(e).__name__}: {e}"
+            one = Outcome([], [], [(u.utt, reason) for u in by_recording[rec] if not is_done(dump, u.utt)])
         total.extracted += one.extracted
         total.already_done += one.already_done
         total.skipped += one.skipped
         total.seconds += one.seconds
-    log_path = skip_log(dump, job, njobs)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("".join(f"{utt} {reason}\n" for utt, reason in total.skipped))
+        total.resampled += one.resampled
+    atomic.write_text(skip_log(dump, job, njobs), "".join(f"{utt} {reason}\n" for utt, reason in total.skipped))
     per_utt = f"; {total.seconds / len(total.extracted):.3f} s per utterance" if total.extracted else ""
-    print(f"{data_dir} job {job}/{njobs}: "
-          + _summary(len(total.extracted), total.skipped, len(total.already_done)) + per_utt, file=sys.stderr)
+    resampled = f"; {len(total.resampled)} videos resampled to {VIDEO_FPS} fps" if total.resampled else ""
+    print(f"{data_dir} job {job}/{njobs}: " + _summary(len(total.extracted), total.skipped, len(total.already_done))
+          + per_utt + resampled, file=sys.stderr)
     return total
 
 
@@ -314,11 +359,12 @@ def merge(data_dir: str | Path, dump: str | Path) -> tuple[list[str], list[tuple
     if any(utt not in reasons for utt in missing):
         unexplained = sum(utt not in reasons for utt in missing)
         log.warning("%s: %d utterances have no output and no recorded reason", data_dir, unexplained)
-    kaldi.write_table(data_dir / "wav.scp", {utt: wav_path(dump, utt) for utt in done})
-    kaldi.write_table(data_dir / "roi.scp", {utt: roi_path(dump, utt) for utt in done})
-    logged = set(kaldi.read_skipped(data_dir))
-    kaldi.append_skipped(data_dir, [s for s in skipped if (s[0], " ".join(s[1].split())) not in logged])
-    kaldi.filter_data_dir(data_dir, done)
+    with kaldi.rewrite_data_dir(data_dir) as new:  # the data directory changes in one step
+        kaldi.write_table(new / "wav.scp", {utt: wav_path(dump, utt) for utt in done})
+        kaldi.write_table(new / "roi.scp", {utt: roi_path(dump, utt) for utt in done})
+        logged = set(kaldi.read_skipped(new))
+        kaldi.append_skipped(new, [s for s in skipped if (s[0], " ".join(s[1].split())) not in logged])
+        kaldi.filter_data_dir(new, done)
     print(f"{data_dir}: " + _summary(len(done), skipped), file=sys.stderr)
     return done, skipped
 

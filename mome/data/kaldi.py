@@ -9,15 +9,23 @@ A data directory holds one table per file, one ``<key> <value>`` line per entry,
 - per speaker: ``spk2utt``, always derived from ``utt2spk``;
 - ``skipped.txt``: a log of dropped items (``<id> <reason>``), appended to by every stage, never validated.
 
+Every table is written under a temporary name and renamed (:mod:`mome.atomic`); a stage that changes several
+tables of a directory does it in a copy (:func:`rewrite_data_dir`) swapped in at the end, so a killed stage
+leaves the directory as it was before or as it is after, never half-changed.
+
 Run as ``python -m mome.data.kaldi validate|fix DIR`` (what ``utils/validate_data_dir.sh`` and
 ``utils/fix_data_dir.sh`` call).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+
+from mome import atomic
 
 PER_UTT = ("text", "utt2spk", "segments", "utt2dur", "wav.scp", "roi.scp")
 PER_RECORDING = ("video.scp", "landmarks.scp")
@@ -51,12 +59,12 @@ def read_table(path: str | Path) -> dict[str, str]:
 
 def write_table(path: str | Path, table: Mapping[str, object]) -> None:
     """Write ``<key> <value>`` lines sorted by key in C order (Python sorts str by code point, which is
-    the byte order of UTF-8, i.e. ``LC_ALL=C sort``)."""
+    the byte order of UTF-8, i.e. ``LC_ALL=C sort``). Atomic: the file appears whole or not at all."""
     lines = []
     for key in sorted(table):
         value = str(table[key])
         lines.append(f"{key} {value}\n" if value else f"{key}\n")
-    Path(path).write_text("".join(lines), encoding="utf-8")
+    atomic.write_text(path, "".join(lines))
 
 
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, str]:
@@ -99,10 +107,10 @@ def write_data_dir(data_dir: str | Path, tables: Mapping[str, Mapping[str, objec
 def append_skipped(data_dir: str | Path, entries: Iterable[tuple[str, str]]) -> int:
     """Append ``<id> <reason>`` lines to ``data_dir/skipped.txt``; returns how many were written."""
     lines = [f"{item} {' '.join(reason.split())}\n" for item, reason in entries]
-    if lines:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(data_dir) / SKIPPED, "a", encoding="utf-8") as f:
-            f.writelines(lines)
+    if lines:  # rewritten whole (the log is small): a kill never leaves half a line
+        path = Path(data_dir) / SKIPPED
+        old = path.read_text(encoding="utf-8") if path.is_file() else ""
+        atomic.write_text(path, old + "".join(lines))
     return len(lines)
 
 
@@ -233,6 +241,27 @@ def validate_data_dir(data_dir: str | Path) -> None:
         raise DataDirError(f"invalid data directory {data_dir}:\n  " + "\n  ".join(shown) + more)
 
 
+@contextlib.contextmanager
+def rewrite_data_dir(data_dir: str | Path, keep_files: bool = True) -> Iterator[Path]:
+    """Change a data directory as one step: yields a staging folder beside ``data_dir`` holding a copy of
+    its contents (``keep_files``; else empty; ``data_dir`` need not exist), which replaces ``data_dir`` when
+    the block ends without an error (and is removed when it raises)."""
+    data_dir = Path(data_dir)
+    staging = atomic.staging_dir(data_dir)
+    try:
+        if keep_files and data_dir.is_dir():
+            for f in sorted(data_dir.iterdir()):
+                if f.is_dir() and not f.is_symlink():
+                    shutil.copytree(f, staging / f.name, symlinks=True)
+                else:
+                    shutil.copy2(f, staging / f.name, follow_symlinks=False)
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    atomic.replace_dir(staging, data_dir)
+
+
 # -------------------------------------------------------------------------------------- filtering
 
 
@@ -297,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "fix":
-            removed = fix_data_dir(args.data_dir)
+            with rewrite_data_dir(args.data_dir) as new:  # all tables change together, or none
+                removed = fix_data_dir(new)
             print(f"fix_data_dir: {args.data_dir}: removed {len(removed)} utterances", file=sys.stderr)
         validate_data_dir(args.data_dir)
     except (DataDirError, OSError) as e:

@@ -1,5 +1,5 @@
-"""The LRS2 / LRS3 transcript format (the ``.txt`` beside every ``.mp4``), text normalisation,
-and cutting long clips at word boundaries.
+"""The LRS2 / LRS3 transcript format (the ``.txt`` beside every ``.mp4``) and cutting long clips at word
+boundaries (transcripts are normalised by :func:`mome.text.normalize_text`).
 
 A file looks like this (tables are optional; LRS2 ``main`` has none)::
 
@@ -16,9 +16,10 @@ A file looks like this (tables are optional; LRS2 ``main`` has none)::
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mome.text import normalize_text  # noqa: F401 - the one normalisation, re-exported for the corpus readers
 
 
 class LRSFormatError(ValueError):
@@ -108,18 +109,6 @@ def format_lrs_txt(t: Transcript) -> str:
 
 def write_lrs_txt(path: str | Path, t: Transcript) -> None:
     Path(path).write_text(format_lrs_txt(t), encoding="utf-8")
-
-
-_MARKER = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>")  # {LG}, {NS}, [noise], <unk>
-_NOT_WORD = re.compile(r"[^a-z0-9' ]+")
-
-
-def normalize_text(text: str) -> str:
-    """Lower case; markers like ``{LG}`` and punctuation removed; apostrophes inside words kept."""
-    text = _MARKER.sub(" ", text.lower())
-    text = _NOT_WORD.sub(" ", text)
-    words = (w.strip("'") for w in text.split())  # quotes, not apostrophes
-    return " ".join(w for w in words if w)
 
 
 def cut_at_word_boundaries(words: list[Word], max_seconds: float) -> list[list[Word]]:

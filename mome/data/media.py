@@ -1,13 +1,23 @@
 """Media I/O: the corpus videos (mp4, a 25 fps h264 video track and an AAC audio track) and wav files.
 
-PyAV does the decoding, so no system ffmpeg is needed. Two facts shape this module:
+PyAV does the decoding, so no system ffmpeg is needed. Four facts shape this module:
 
+- Frames come out upright. Phones store video sideways and put the turn in the stream's display matrix;
+  players (ffmpeg's autorotate, OpenCV) apply it, and so do landmark tools, so landmark files are in the
+  upright picture's pixels. Every decoded frame is turned (and mirrored) by its display matrix before
+  anything else sees it (multiples of 90 degrees; other angles are refused with the angle named).
+- Frames come out at ``VIDEO_FPS`` (25) frames per second, the rate every model and ROI of the recipes
+  assumes. A clip at another rate, or with a variable frame rate, is resampled by timestamp: output frame
+  ``k`` is the decoded frame on screen at ``(k + 0.5) / 25`` s (frames are repeated or dropped, never
+  blended), decided as the frames are decoded (:class:`FrameStream`, which also says which decoded frame
+  each output frame is, so that per-frame data such as landmarks follows). The audio is not touched. A clip
+  at a regular 25 fps comes out frame for frame.
 - The video track sets the length of an utterance. Decoded AAC audio carries a few hundred samples of
   encoder padding at the end, and real clips may have audio slightly longer or shorter than the video,
   so ``read_audio`` returns exactly ``round(video seconds * sample_rate)`` samples (cut, or padded with
   zeros when the audio track ends a little early).
-- Times are in seconds from the start of the clip. A frame ``i`` covers ``[i / fps, (i + 1) / fps)``;
-  ``start`` / ``end`` select frames ``round(start * fps) .. round(end * fps) - 1`` and the audio samples
+- Times are in seconds from the start of the clip. A frame ``i`` (at 25 fps) covers ``[i / 25, (i + 1) / 25)``;
+  ``start`` / ``end`` select frames ``round(start * 25) .. round(end * 25) - 1`` and the audio samples
   of the same span, so audio and video of a segment stay aligned.
 """
 from __future__ import annotations
@@ -22,18 +32,24 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+VIDEO_FPS = 25  # the frame rate frames are handed on at (ROIs, video encoders)
+
 
 class MediaError(RuntimeError):
     """A media file that cannot be read (missing, corrupt, no stream of the wanted kind); names the file."""
+
+
+class UnsupportedMediaError(MediaError):
+    """A readable file in a form we do not handle (a display rotation that is not a multiple of 90 degrees)."""
 
 
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
     duration: float  # seconds of video: num_frames / fps
-    fps: float
-    num_frames: int
-    width: int
+    fps: float  # the stream's average frame rate (as stored: before resampling to VIDEO_FPS)
+    num_frames: int  # as stored
+    width: int  # as stored (before the display rotation)
     height: int
     has_audio: bool
     audio_duration: float  # seconds of the audio track (0.0 without one)
@@ -87,6 +103,14 @@ def probe(path: str | Path) -> MediaInfo:
         )
 
 
+def output_frames(info: MediaInfo) -> int:
+    """About how many frames the readers hand on for the whole clip at ``VIDEO_FPS`` (exact for 25 fps and
+    constant rates; :class:`FrameStream` counts the frames it gave)."""
+    if abs(info.fps - VIDEO_FPS) < 0.01:
+        return info.num_frames
+    return max(1, round(info.duration * VIDEO_FPS))
+
+
 def _frame_span(start: float, end: float | None, fps: float, num_frames: int) -> tuple[int, int]:
     first = max(0, round(start * fps))
     last = num_frames if end is None else min(num_frames, round(end * fps))
@@ -112,30 +136,169 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return y.copy() if full_range else _LIMITED_TO_FULL[y]
 
 
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
+# ------------------------------------------------------------------------------- display rotation
+
+Orientation = tuple[bool, bool, bool]  # (swap rows and columns, then flip rows, then flip columns)
+UPRIGHT: Orientation = (False, False, False)
+
+
+def orientation_from_matrix(matrix, source: str = "") -> Orientation:
+    """How to turn a stored picture upright, from its display matrix: FFmpeg's 9 int32 values
+    ``a b u / c d v / x y w`` (``a .. d`` in 16.16 fixed point), which map a stored pixel ``(x, y)`` (y down)
+    to ``(a x + c y, b x + d y)`` on screen. Only quarter turns and mirrors are exact on a pixel grid: any
+    other angle raises :class:`UnsupportedMediaError`."""
+    a, b, c, d = (float(matrix[i]) / 65536 for i in (0, 1, 3, 4))
+    scale = max(abs(a), abs(b), abs(c), abs(d))
+    if scale == 0:  # a degenerate matrix: nothing to apply
+        return UPRIGHT
+    small = lambda v: abs(v) < 1e-3 * scale  # noqa: E731
+    if small(b) and small(c):
+        return (False, d < 0, a < 0)
+    if small(a) and small(d):  # screen x comes from stored y, screen y from stored x
+        return (True, b < 0, c < 0)
+    angle = np.degrees(np.arctan2(b, a))
+    raise UnsupportedMediaError(f"{source}: display matrix turns the picture by {-angle:.1f} degrees; only "
+                                "multiples of 90 degrees are supported (rotate the file first)")
+
+
+def frame_orientation(frame: av.VideoFrame, source: str = "") -> Orientation:
+    """The orientation of a decoded frame from its DISPLAYMATRIX side data (upright when it has none)."""
+    side_data = getattr(frame, "side_data", None)
+    if side_data is None:
+        return UPRIGHT
+    matrix = side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    if matrix is None:
+        return UPRIGHT
+    return orientation_from_matrix(np.frombuffer(bytes(matrix), dtype=np.int32), source)
+
+
+def turn_upright(image: np.ndarray, orientation: Orientation) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, C)`` image as shown on screen."""
+    swap, flip_rows, flip_cols = orientation
+    if swap:
+        image = np.swapaxes(image, 0, 1)
+    if flip_rows:
+        image = image[::-1]
+    if flip_cols:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image)
+
+
+def upright_frames(container, path, gray: bool = True) -> Iterator[tuple[np.ndarray, float | None]]:
+    """Decoded frames of the first video stream as ``(image, seconds)``: upright (display matrix applied),
+    gray ``(H, W)`` or RGB ``(H, W, 3)`` uint8; ``seconds`` is the presentation time (None when unknown)."""
+    convert = _luma if gray else _rgb
+    for frame in container.decode(video=0):
+        yield turn_upright(convert(frame), frame_orientation(frame, str(path))), frame.time
+
+
+# ------------------------------------------------------------------------------- frame rate
+
+
+def resample(frames, fps_in: float, fps: float = VIDEO_FPS) -> Iterator[tuple[int, object]]:
+    """``(index, item)`` of the input frames on screen at the centres ``(k + 0.5) / fps`` of the output frames,
+    from ``(item, seconds)`` pairs in presentation order (``seconds`` None: taken as regular at ``fps_in``),
+    as they come. A frame shows from its time to the next one's (the last for ``1 / fps_in``); items are
+    repeated or dropped, never blended. A regular clip at ``fps`` maps frame for frame."""
+    k, previous, start, last = 0, None, None, 0.0
+    for i, (item, seconds) in enumerate(frames):
+        t = i / fps_in if seconds is None else float(seconds)
+        start = t if start is None else start
+        t = max(t - start, last)  # a decode-order glitch must not turn time back
+        if previous is not None:
+            while (k + 0.5) / fps + 1e-9 < t:  # output centres the previous frame is on screen for
+                yield previous
+                k += 1
+        previous, last = (i, item), t
+    if previous is not None:
+        while (k + 0.5) / fps + 1e-9 < last + 1 / fps_in:
+            yield previous
+            k += 1
+
+
+def resample_index(times, fps_in: float, fps: float = VIDEO_FPS) -> np.ndarray:
+    """The input frame (int64 index) each output frame at ``fps`` shows, for frames at presentation times
+    ``times`` (s): :func:`resample` on the times alone."""
+    return np.array([i for i, _ in resample(((None, t) for t in times), fps_in, fps)], dtype=np.int64)
+
+
+class FrameStream:
+    """The video track of ``path`` frame by frame: upright and at ``VIDEO_FPS``, as ``(source index, image)``
+    with ``source index`` the decoded frame the image is (so per-frame data made on the decoded frames, such
+    as landmarks, follows). ``decoded`` counts the frames decoded so far, ``resampled`` says whether any frame
+    was repeated or dropped. A clip is never held in memory whole."""
+
+    def __init__(self, path: str | Path, gray: bool = True, fps: float = VIDEO_FPS):
+        self.path, self.gray, self.fps = path, gray, fps
+        self.info = probe(path)
+        self.source_fps = self.info.fps
+        self.decoded, self.emitted, self.resampled = 0, 0, False
+
+    def _decoded(self, container):
+        for item in upright_frames(container, self.path, self.gray):
+            self.decoded += 1
+            yield item
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        with _open(self.path) as container:
+            try:
+                for index, image in resample(self._decoded(container), self.source_fps, self.fps):
+                    self.resampled |= index != self.emitted
+                    self.emitted += 1
+                    yield index, image
+            except av.FFmpegError as e:
+                raise MediaError(f"{self.path}: video decoding failed at frame {self.decoded} ({e})") from None
+        self.resampled |= self.emitted != self.decoded
+        if not self.emitted:
+            raise MediaError(f"{self.path}: no video frames decoded")
+
+
 def iter_video(path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True) -> Iterator[np.ndarray]:
     """Frames ``[start, end)`` one at a time as they are decoded, uint8 ``(H, W)`` (gray) or ``(H, W, 3)``
-    (RGB): a long clip is never held in memory whole."""
-    info = probe(path)
-    first, last = _frame_span(start, end, info.fps, info.num_frames)
-    convert = _luma if gray else (lambda frame: frame.to_ndarray(format="rgb24"))
+    (RGB), upright and at ``VIDEO_FPS`` (:class:`FrameStream`): a long clip is never held in memory whole."""
+    first = max(0, round(start * VIDEO_FPS))
+    last = None if end is None else round(end * VIDEO_FPS)
+    if last is not None and last <= first:
+        raise ValueError(f"empty time span: start={start} end={end}")
     count = 0
-    with _open(path) as container:
-        try:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i >= last:
-                    break
-                if i >= first:
-                    count += 1
-                    yield convert(frame)
-        except av.FFmpegError as e:
-            raise MediaError(f"{path}: video decoding failed at frame {count + first} ({e})") from None
+    for k, (_, image) in enumerate(FrameStream(path, gray)):
+        if last is not None and k >= last:
+            break
+        if k >= first:
+            count += 1
+            yield image
     if not count:
-        raise MediaError(f"{path}: no video frames decoded")
+        raise MediaError(f"{path}: no video frames in {start}-{end} s")
 
 
 def read_video(path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True) -> np.ndarray:
-    """Frames ``[start, end)`` as uint8 ``(T, H, W)`` (gray) or ``(T, H, W, 3)`` (RGB)."""
+    """Frames ``[start, end)`` as uint8 ``(T, H, W)`` (gray) or ``(T, H, W, 3)`` (RGB), upright and at 25 fps."""
     return np.stack(list(iter_video(path, start, end, gray)))
+
+
+@dataclass(frozen=True)
+class Video:
+    """A whole decoded video track, upright and at ``fps``: ``frames`` uint8 ``(T, H, W)`` (gray) or
+    ``(T, H, W, 3)``; ``source_index`` int ``(T,)``, the decoded frame each frame is; ``decoded``: how many
+    frames the file gave; ``resampled``: whether any was repeated or dropped."""
+
+    frames: np.ndarray
+    fps: float
+    source_index: np.ndarray
+    source_fps: float
+    decoded: int
+    resampled: bool
+
+
+def decode_video(path: str | Path, gray: bool = True, fps: float = VIDEO_FPS) -> Video:
+    """The whole video track of ``path`` in memory (:class:`FrameStream`; for single files, not stage 2)."""
+    stream = FrameStream(path, gray, fps)
+    indices, images = zip(*stream)
+    return Video(np.stack(images), fps, np.array(indices), stream.source_fps, stream.decoded, stream.resampled)
 
 
 def iter_audio(path: str | Path, sample_rate: int = 16000) -> Iterator[np.ndarray]:
@@ -158,14 +321,14 @@ def iter_audio(path: str | Path, sample_rate: int = 16000) -> Iterator[np.ndarra
 def read_audio(
     path: str | Path, sample_rate: int = 16000, start: float = 0.0, end: float | None = None
 ) -> np.ndarray:
-    """Mono float32 audio in [-1, 1] of the span ``[start, end)``, resampled to ``sample_rate``
-    and cut (or zero-padded) to the video's length."""
+    """Mono float32 audio in [-1, 1] of the span ``[start, end)`` (on the 25 fps frame grid of
+    :func:`read_video`), resampled to ``sample_rate`` and cut (or zero-padded) to the video's length."""
     info = probe(path)
     if not info.has_audio:
         raise MediaError(f"{path}: no audio stream")
-    first, last = _frame_span(start, end, info.fps, info.num_frames)
-    begin = round(first / info.fps * sample_rate)
-    stop = round(last / info.fps * sample_rate)
+    first, last = _frame_span(start, end, VIDEO_FPS, output_frames(info))
+    begin = round(first / VIDEO_FPS * sample_rate)
+    stop = round(min(info.duration, last / VIDEO_FPS) * sample_rate)
     chunks, have = [], 0
     for chunk in iter_audio(path, sample_rate):
         chunks.append(chunk)

@@ -7,7 +7,8 @@ shorter than the utterance is looped. If the mixture would clip, speech and nois
 together, which keeps the SNR.
 
 A noisy copy of ``data/<set>`` is ``data/<set>_babble_snr<N>``: the same files (roi.scp and all)
-except wav.scp, which points at ``<dump>/<set>_babble_snr<N>/wav/<utt>.wav``.
+except wav.scp, which points at ``<dump>/<set>_babble_snr<N>/wav/<utt>.wav``; utterances with silent
+(all-zero) audio have no SNR and are left out, logged in its ``skipped.txt``.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from mome.progress import progress
 
-from mome.data.kaldi import read_table
-from mome.data.media import read_wav, write_wav
+from mome.data.kaldi import append_skipped, filter_data_dir, read_table, rewrite_data_dir, write_table
+from mome.data.media import MediaError, read_wav, write_wav
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,13 @@ def make_noisy_copies(
     snrs=DEFAULT_SNRS,
     sample_rate: int = 16000,
 ) -> list[Path]:
-    """Write ``data/<set>_babble_snr<N>`` for every SNR; wavs already written are kept (resume)."""
+    """Write ``data/<set>_babble_snr<N>`` for every SNR; wavs already written are kept (resume).
+
+    An utterance whose audio is silent (all samples zero: no SNR can be set) or unreadable gets no noisy
+    copy: it is left out of the noisy sets and logged to their ``skipped.txt`` (``silent-audio: ...``,
+    ``unreadable-audio: ...``); every other utterance gets its copies. Each noisy directory appears whole
+    (built beside its place and swapped in). A silent or unreadable noise file is an error (ValueError /
+    MediaError naming it) before anything is written."""
     data_dir, dump_root = Path(data_dir), Path(dump_root)
     wav_scp = data_dir / "wav.scp"
     if not wav_scp.is_file():
@@ -89,24 +96,48 @@ def make_noisy_copies(
     if not Path(noise_path).is_file():
         raise FileNotFoundError(f"{noise_path}: noise file missing")
     noise = read_wav(noise_path, sample_rate)
+    if len(noise) == 0 or power(noise) == 0:
+        raise ValueError(f"{noise_path}: the noise recording is silent (all samples zero): no SNR can be set with it")
     utts = list(read_table(wav_scp).items())
     set_name = data_dir.name
-    out_dirs, done = [], 0
+    out_dirs, done, kept = [], 0, 0
+    bad: dict[str, str] = {}  # utt -> reason, found once for all SNRs
     for snr in snrs:
         name = noisy_set_name(set_name, snr)
         out_dir, wav_dir = data_dir.parent / name, dump_root / name / "wav"
-        copy_data_dir(data_dir, out_dir, skip={"wav.scp"})
-        lines = []
+        wavs = {}
         for utt, path in progress(utts, desc=name, unit="utt"):
             target = (wav_dir / f"{utt}.wav").resolve()
-            if not target.is_file():
-                write_wav(target, mix(read_wav(path, sample_rate), noise, snr, utt), sample_rate)
+            if utt not in bad and not target.is_file():
+                try:
+                    speech = read_wav(path, sample_rate)
+                except MediaError as e:
+                    bad[utt] = f"unreadable-audio: {e}"
+                    continue
+                if power(speech) == 0:
+                    bad[utt] = f"silent-audio: {path}: all samples are zero, no SNR can be set"
+                    continue
+                write_wav(target, mix(speech, noise, snr, utt), sample_rate)
                 done += 1
-            lines.append(f"{utt} {target}\n")
-        (out_dir / "wav.scp").write_text("".join(lines))
+            elif utt not in bad:
+                kept += 1
+            if utt not in bad:
+                wavs[utt] = target
+        skipped = [(utt, reason) for utt, reason in bad.items()]
+        for utt, reason in skipped:
+            log.warning("%s: %s: no noisy copy (%s)", name, utt, reason)
+        if not wavs:
+            log.warning("%s: no utterance of %s could be mixed with noise: no %s written", name, data_dir, out_dir)
+            continue
+        with rewrite_data_dir(out_dir, keep_files=False) as new:
+            copy_data_dir(data_dir, new, skip={"wav.scp"})
+            write_table(new / "wav.scp", wavs)
+            if skipped:
+                filter_data_dir(new, wavs)
+                append_skipped(new, sorted(skipped))
         out_dirs.append(out_dir)
-    log.info("noisy copies of %s at SNR %s: %d wavs written, %d kept", data_dir, list(snrs), done,
-             len(utts) * len(snrs) - done)
+    log.info("noisy copies of %s at SNR %s: %d wavs written, %d kept from an earlier run, %d of %d utterances "
+             "without copies", data_dir, list(snrs), done, kept, len(bad), len(utts))
     return out_dirs
 
 

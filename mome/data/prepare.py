@@ -13,8 +13,10 @@ never collide with a trainval / main utterance. Pretrain clips longer than ``max
 words using the WORD table; too long and without one, they are skipped.
 
 Bad inputs (missing / empty / unreadable transcript, empty normalised transcript, corrupt video, no
-audio track, video much shorter than its audio, missing landmark file) are skipped with their reason
-appended to ``<set>/skipped.txt``; nothing is dropped silently.
+audio track, video much shorter than its audio, missing landmark file, or an unforeseen error) are skipped
+with their reason appended to ``<set>/skipped.txt``; nothing is dropped silently. Transcripts are normalised
+by :func:`mome.text.normalize_text`, as scoring and the LLM's targets are. Each set directory is built
+beside its place and swapped in, so a killed stage 1 leaves the old one or the new one.
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from pathlib import Path
 
 from mome.progress import progress
 
-from mome.data.kaldi import PER_RECORDING, PER_UTT, SKIPPED, append_skipped, write_data_dir
-from mome.data.lrs import LRSFormatError, cut_at_word_boundaries, normalize_text, read_lrs_txt
+from mome.data.kaldi import PER_RECORDING, PER_UTT, SKIPPED, append_skipped, rewrite_data_dir, write_data_dir
+from mome.data.lrs import LRSFormatError, cut_at_word_boundaries, read_lrs_txt
 from mome.data.media import MediaError, probe
+from mome.text import normalize_text
 
 SETS = ("train", "val", "test")
 MAX_AV_MISMATCH = 0.5  # seconds the video may be shorter than its audio before the clip is unusable
@@ -178,8 +181,16 @@ def _cut(result: ClipResult, words, duration: float, max_seconds: float) -> None
 # -------------------------------------------------------------------------------------- one set
 
 
+def _process_clip_guarded(clip: Clip, **kwargs) -> ClipResult:
+    """process_clip, with an unforeseen error recorded as the clip's skip reason: one clip never stops the stage."""
+    try:
+        return process_clip(clip, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        return _skip(ClipResult(clip), clip.recording, "clip failed", f"{clip.video}: {type(e).__name__}: {e}")
+
+
 def _process_all(clips: Sequence[Clip], desc: str, nj: int, **kwargs) -> list[ClipResult]:
-    work = partial(process_clip, **kwargs)
+    work = partial(_process_clip_guarded, **kwargs)
     bar = dict(total=len(clips), desc=desc, unit="clip", mininterval=2.0, dynamic_ncols=True)
     if nj <= 1 or len(clips) < 2:
         return [work(c) for c in progress(clips, **bar)]
@@ -188,7 +199,8 @@ def _process_all(clips: Sequence[Clip], desc: str, nj: int, **kwargs) -> list[Cl
 
 
 def write_set(out_dir: Path, results: Iterable[ClipResult]) -> SetSummary:
-    """Replace the data directory ``out_dir`` with the utterances of ``results``."""
+    """Replace the data directory ``out_dir`` with the utterances of ``results`` (files of later stages in it
+    are removed; other files are kept)."""
     summary = SetSummary(out_dir.name)
     tables: dict[str, dict[str, str]] = {n: {} for n in ("text", "utt2spk", "segments", "utt2dur", "video.scp")}
     landmarks: dict[str, str] = {}
@@ -208,12 +220,12 @@ def write_set(out_dir: Path, results: Iterable[ClipResult]) -> SetSummary:
                 landmarks[r.clip.recording] = r.landmarks
     if landmarks:
         tables["landmarks.scp"] = landmarks
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in PER_UTT + PER_RECORDING + ("spk2utt", SKIPPED):  # a rerun starts clean
-        (out_dir / name).unlink(missing_ok=True)
-    write_data_dir(out_dir, tables)
-    append_skipped(out_dir, skipped)
-    (out_dir / SKIPPED).touch()  # present (maybe empty) after stage 1
+    with rewrite_data_dir(out_dir) as staging:  # swapped in whole: a killed stage 1 leaves the old one
+        for name in PER_UTT + PER_RECORDING + ("spk2utt", SKIPPED):  # a rerun starts clean
+            (staging / name).unlink(missing_ok=True)
+        write_data_dir(staging, tables)
+        append_skipped(staging, skipped)
+        (staging / SKIPPED).touch()  # present (maybe empty) after stage 1
     summary.utterances = len(tables["utt2spk"])
     summary.skipped = Counter(reason.split(":")[0] for _, reason in skipped)
     return summary

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.ndimage import convolve1d, map_coordinates
 
 from mome.data.landmarks import MOUTH, N_POINTS
+from mome.data.media import VIDEO_FPS, resample, upright_frames
 
 ROI_SIZE = 96
 SMOOTH_FRAMES = 12
@@ -274,7 +275,8 @@ def write_roi(path: str | Path, rois: np.ndarray, fps: int = 25) -> None:
 
 
 def read_roi(path: str | Path) -> np.ndarray:
-    """Read an ROI file (.mkv FFV1, .npz or .npy) as uint8 ``(T, H, W)``."""
+    """Read an ROI file (.mkv FFV1, .npz or .npy; any video PyAV reads) as uint8 ``(T, H, W)``; a video is
+    turned upright by its display matrix and resampled to 25 fps by timestamp, as corpus videos are."""
     path = Path(path)
     if not path.is_file():
         raise RoiError(f"{path}: ROI file missing")
@@ -283,8 +285,9 @@ def read_roi(path: str | Path) -> np.ndarray:
             return data["roi"]
     if path.suffix == ".npy":
         return np.load(path)
-    try:
+    try:  # upright and at 25 fps: an ROI video of another tool may carry a display rotation or another rate
         with av.open(str(path)) as container:
-            return np.stack([f.to_ndarray(format="gray") for f in container.decode(video=0)])
+            rate = float(container.streams.video[0].average_rate or VIDEO_FPS)
+            return np.stack([image for _, image in resample(upright_frames(container, path, gray=True), rate)])
     except (av.FFmpegError, ValueError) as e:
         raise RoiError(f"{path}: cannot read ROI ({type(e).__name__}: {e})") from None

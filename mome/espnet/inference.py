@@ -3,7 +3,10 @@
 ESPnet's own ``asr_inference`` builds its ASR task; this module builds ours: the model from an experiment
 directory's ``config.yaml`` and a checkpoint, the data through ESPnet's dataset with the task's evaluation
 preprocessing (centre crop, no augmentation), batched beam search with Hugging Face ``generate`` (greedy
-for beam 1, KV cache, never sampling), and a Kaldi ``text`` of hypotheses.
+for beam 1, KV cache, never sampling), and a Kaldi ``text`` of hypotheses. An utterance that cannot be
+read or decoded is recorded in ``skipped.txt`` beside ``text`` and costs no other utterance its output
+(scoring counts it as an empty hypothesis). Audio longer than the Whisper window is encoded window by
+window (:class:`mome.models.encoders.whisper.WhisperAudioEncoder`).
 
 Rates are written ``A,V``; 0 stands for an absent modality (``4,0``: an audio-only model at rate 4).
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from mome import atomic
 from mome.espnet.model import AVSRESPnetModel, pair_name
 from mome.espnet.readers import length_sorted_batches, media_dataset
 from mome.espnet.task import AVSRTask
@@ -91,6 +95,41 @@ def decode_dir_name(data_dir: str | Path, pair) -> str:
     return f"decode_{Path(data_dir).name}_{pair_name(pair)}"
 
 
+class Hypotheses(dict):
+    """``{pair: {utt: text}}`` of a data directory, and ``skipped``: ``[(utt, reason)]`` of the utterances that
+    could not be read or decoded (they have no hypothesis at any pair)."""
+
+    def __init__(self, pairs):
+        super().__init__({p: {} for p in pairs})
+        self.skipped: list[tuple[str, str]] = []
+
+
+class _Guarded(torch.utils.data.Dataset):
+    """A dataset whose unreadable items come back as ``(utt, reason)`` instead of stopping the loader."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        try:
+            return self.dataset[key]
+        except Exception as e:  # noqa: BLE001 - any unreadable item is recorded, not fatal
+            return key, f"unreadable-input: {type(e).__name__}: {e}"
+
+
+def _collate(items):
+    """(utts, batch or None, [(utt, reason)] of unreadable items)."""
+    from espnet2.train.collate_fn import CommonCollateFn
+
+    good = [item for item in items if isinstance(item[1], dict)]
+    bad = [item for item in items if not isinstance(item[1], dict)]
+    utts, batch = CommonCollateFn()(good) if good else ([], None)
+    return list(utts), batch, bad
+
+
 def decode_data_dir(
     model: AVSRESPnetModel,
     args: argparse.Namespace,
@@ -101,27 +140,55 @@ def decode_data_dir(
     batch_size: int = 8,
     num_workers: int = 0,
     dtype: str = "float32",
-) -> dict[tuple, dict[str, str]]:
+) -> Hypotheses:
     """Hypotheses ``{pair: {utt: text}}`` for every utterance of ``data_dir`` at each rate pair
-    (each batch is read and encoded once, then decoded at every pair)."""
-    from espnet2.train.collate_fn import CommonCollateFn
+    (each batch is read and encoded once, then decoded at every pair).
+
+    One utterance never costs the others their output: an unreadable item is recorded in ``.skipped`` and
+    left out of its batch; a batch that fails to decode is decoded again one utterance at a time, and an
+    utterance that still fails is recorded (``decode-failed: <error>``). Raises RuntimeError when no
+    utterance at all could be decoded (then the fault is not one utterance's)."""
     from torch.utils.data import DataLoader
 
     data_dir = Path(data_dir)
     pairs = [check_pair(model, p) for p in pairs]
-    dataset = media_dataset(data_dir, model.avsr.modalities, AVSRTask.build_preprocess_fn(args, train=False))
-    batches = length_sorted_batches(dataset, data_dir, batch_size)
-    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=CommonCollateFn(), num_workers=num_workers)
+    dataset = _Guarded(media_dataset(data_dir, model.avsr.modalities, AVSRTask.build_preprocess_fn(args, train=False)))
+    batches = length_sorted_batches(dataset.dataset, data_dir, batch_size)
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=num_workers)
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
-    hyps: dict[tuple, dict[str, str]] = {p: {} for p in pairs}
+    hyps = Hypotheses(pairs)
+
+    def decode(utts, batch) -> None:
+        features = model.avsr.encode(**{k: v.to(device) for k, v in batch.items()})
+        texts = {pair: model.avsr.decode_from_features(features, pair, beam_size, max_new_tokens) for pair in pairs}
+        for pair in pairs:
+            hyps[pair].update(zip(utts, texts[pair]))
+
     with torch.no_grad(), autocast:
-        for utts, batch in progress(loader, total=len(batches), desc=f"decoding {data_dir.name}", unit="batch"):
-            inputs = {k: v.to(device) for k, v in batch.items()}
-            features = model.avsr.encode(**inputs)
-            for pair in pairs:
-                texts = model.avsr.decode_from_features(features, pair, beam_size, max_new_tokens)
-                hyps[pair].update(zip(utts, texts))
+        for utts, batch, bad in progress(loader, total=len(batches), desc=f"decoding {data_dir.name}", unit="batch"):
+            hyps.skipped += bad
+            if not utts:
+                continue
+            try:
+                decode(utts, batch)
+            except Exception as e:  # noqa: BLE001 - find the utterance at fault, decode the others
+                log.warning("%s: a batch of %d failed to decode (%s: %s); decoding its utterances one by one",
+                            data_dir, len(utts), type(e).__name__, e)
+                for utt in utts:
+                    one, single, unread = _collate([dataset[utt]])
+                    hyps.skipped += unread
+                    try:
+                        if one:
+                            decode(one, single)
+                    except Exception as e:  # noqa: BLE001
+                        log.exception("%s: %s cannot be decoded", data_dir, utt)
+                        hyps.skipped.append((utt, f"decode-failed: {type(e).__name__}: {e}"))
+    for utt, reason in hyps.skipped:
+        log.warning("%s: %s skipped: %s", data_dir, utt, reason)
+    if hyps.skipped and not any(hyps.values()):
+        raise RuntimeError(f"{data_dir}: none of its {len(hyps.skipped)} utterances could be decoded, e.g. "
+                           f"{hyps.skipped[0][0]}: {hyps.skipped[0][1]}")
     return hyps
 
 
@@ -135,15 +202,21 @@ def clean_hypothesis(text: str) -> str:
     return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
 
 
-def write_text(path: str | Path, hyps: dict[str, str]) -> Path:
+def write_text(path: str | Path, hyps: dict[str, str], skipped=()) -> Path:
     """Kaldi ``text`` (``<utt> <words>``, sorted by utterance id; an empty hypothesis is the bare id), each
-    hypothesis through :func:`clean_hypothesis` (a half-trained model can emit stray byte tokens)."""
+    hypothesis through :func:`clean_hypothesis` (a half-trained model can emit stray byte tokens), written
+    whole or not at all; ``skipped`` (``[(utt, reason)]``) goes to ``skipped.txt`` beside it (removed when
+    there is none, so a rerun leaves no stale one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for utt in sorted(hyps):
-            words = clean_hypothesis(hyps[utt])
-            f.write(f"{utt} {words}\n" if words else f"{utt}\n")
-    tmp.replace(path)
+    lines = []
+    for utt in sorted(hyps):
+        words = clean_hypothesis(hyps[utt])
+        lines.append(f"{utt} {words}\n" if words else f"{utt}\n")
+    atomic.remove_leftovers(path.parent, path.name)  # temporary files of a killed run (one writer per folder)
+    log_path = path.with_name("skipped.txt")
+    if skipped:
+        atomic.write_text(log_path, "".join(f"{utt} {' '.join(reason.split())}\n" for utt, reason in sorted(skipped)))
+    else:
+        log_path.unlink(missing_ok=True)
+    atomic.write_text(path, "".join(lines))
     return path

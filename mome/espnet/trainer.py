@@ -1,5 +1,13 @@
-"""ESPnet's trainer plus two checks of our own: skipped steps are counted, replicas are compared.
+"""ESPnet's trainer plus checks of our own: skipped steps are counted, replicas are compared, and saves are
+whole.
 
+- ESPnet writes ``checkpoint.pth``, ``<N>epoch.pth`` and the averaged models with ``torch.save`` straight
+  onto their names, so a run killed during a save leaves a truncated checkpoint that the resumed run
+  cannot load. While our trainer runs, every ``torch.save`` to a path writes a temporary file and renames
+  it (:func:`mome.atomic.save_torch`); temporary files of a killed run are removed when the next one
+  starts. A run killed between ESPnet's saves of one epoch (``checkpoint.pth`` written, ``<N>epoch.pth`` or
+  the ``latest`` / ``*.best`` links not yet) is repaired on resume from the checkpoint, which holds the
+  same weights, so the averaged model at the end is the one an uninterrupted run makes.
 - ESPnet skips the optimiser step when the gradient norm is not finite (a NaN / inf loss gives one; our
   model makes sure of it) and logs each skip, but keeps no count. After every epoch we count the steps
   without a registered gradient norm and log ``skipped K of N optimiser steps``.
@@ -8,11 +16,16 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from espnet2.train.trainer import Trainer
+
+from mome import atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +49,65 @@ def parameter_fingerprint(model: torch.nn.Module) -> torch.Tensor:
     return total
 
 
+@contextlib.contextmanager
+def atomic_torch_saves():
+    """Route ``torch.save(obj, <path>)`` through :func:`mome.atomic.save_torch` for the duration (ESPnet's
+    trainer and ``average_nbest_models`` call ``torch.save`` by that name); saves to file objects pass."""
+    original = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if isinstance(f, (str, os.PathLike)) and not args:
+            return atomic.save_torch(obj, f, save=original, **kwargs)
+        return original(obj, f, *args, **kwargs)
+
+    torch.save = save
+    try:
+        yield
+    finally:
+        torch.save = original
+
+
+def repair_epoch_outputs(output_dir: Path, checkpoint: Path, epoch: int, reporter, criteria) -> list[str]:
+    """After resuming from ``checkpoint`` at ``epoch``: write the epoch's ``<epoch>epoch.pth`` from it if a kill
+    came before ESPnet saved it, and point ``latest.pth`` and the ``<phase>.<key>.best.pth`` links where ESPnet
+    would have. Returns what was repaired."""
+    repaired = []
+    if epoch < 1:
+        return repaired
+    epoch_file = output_dir / f"{epoch}epoch.pth"
+    if not epoch_file.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+        atomic.save_torch(state, epoch_file)
+        repaired.append(epoch_file.name)
+    links = {"latest.pth": epoch_file.name}
+    for phase, key, mode in criteria or ():
+        if reporter.has(phase, key):
+            best = output_dir / f"{reporter.get_best_epoch(phase, key, mode)}epoch.pth"
+            if best.is_file():
+                links[f"{phase}.{key}.best.pth"] = best.name
+    for name, target in links.items():
+        link = output_dir / name
+        if not (link.is_symlink() and os.readlink(link) == target):
+            atomic.symlink(target, link)
+            repaired.append(name)
+    return repaired
+
+
 class AVSRTrainer(Trainer):
     skipped_total = 0
+    _criteria = ()  # best_model_criterion of the running job, for the repair on resume
+    _writes = True  # this process writes the checkpoints (rank 0, or not distributed)
+
+    @classmethod
+    def resume(cls, checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu: int = 0, strict: bool = True):
+        Trainer.resume(checkpoint=checkpoint, model=model, reporter=reporter, optimizers=optimizers,
+                       schedulers=schedulers, scaler=scaler, ngpu=ngpu, strict=strict)
+        if cls._writes:
+            checkpoint = Path(checkpoint)
+            repaired = repair_epoch_outputs(checkpoint.parent, checkpoint, reporter.get_epoch(), reporter, cls._criteria)
+            if repaired:
+                log.warning("%s: the last run was killed while saving epoch %d; restored %s from %s",
+                            checkpoint.parent, reporter.get_epoch(), ", ".join(repaired), checkpoint.name)
 
     @classmethod
     def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter, summary_writer, options, distributed_option) -> bool:
@@ -63,16 +133,23 @@ class AVSRTrainer(Trainer):
 
     @classmethod
     def run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory, plot_attention_iter_factory, trainer_options, distributed_option) -> None:
-        super().run(
-            model=model,
-            optimizers=optimizers,
-            schedulers=schedulers,
-            train_iter_factory=train_iter_factory,
-            valid_iter_factory=valid_iter_factory,
-            plot_attention_iter_factory=plot_attention_iter_factory,
-            trainer_options=trainer_options,
-            distributed_option=distributed_option,
-        )
+        cls._criteria = trainer_options.best_model_criterion
+        cls._writes = not distributed_option.distributed or distributed_option.dist_rank == 0
+        if cls._writes:
+            removed = atomic.remove_leftovers(trainer_options.output_dir)
+            if removed:
+                log.info("%s: removed %d temporary files of a killed run", trainer_options.output_dir, removed)
+        with atomic_torch_saves():
+            super().run(
+                model=model,
+                optimizers=optimizers,
+                schedulers=schedulers,
+                train_iter_factory=train_iter_factory,
+                valid_iter_factory=valid_iter_factory,
+                plot_attention_iter_factory=plot_attention_iter_factory,
+                trainer_options=trainer_options,
+                distributed_option=distributed_option,
+            )
         if distributed_option.distributed:
             cls.check_replicas(model, trainer_options.ngpu)
 

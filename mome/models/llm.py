@@ -30,6 +30,8 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from mome.text import normalize_text
+
 IGNORE_INDEX = -100
 MARKERS = ("<audio>", "</audio>", "<video>", "</video>", "<pad>")
 INSTRUCTIONS = {
@@ -48,9 +50,11 @@ class LLMError(ValueError):
 
 
 def tokenize_transcript(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    """Token ids of one transcript as the prompt holds it: lower-cased, a leading space (it follows the
-    instruction), no bos / eos. Used by the model and by the data loader's preprocessing alike."""
-    return tokenizer(" " + text.lower().strip(), add_special_tokens=False)["input_ids"]
+    """Token ids of one transcript as the prompt holds it: normalised as references and scoring normalise
+    (:func:`mome.text.normalize_text`: lower case, letters of any script, ``'`` for apostrophes), a leading
+    space (it follows the instruction), no bos / eos. Used by the model and by the data loader's
+    preprocessing alike."""
+    return tokenizer(" " + normalize_text(text), add_special_tokens=False)["input_ids"]
 
 
 def check_decoder_only(config: PretrainedConfig, source: str) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mome import atomic
 from mome.scoring.report import Summary, parse_summary
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def write_results_md(exp_dir: str | Path, out: str | Path) -> Path:
     """Collect the scores under ``exp_dir`` and write RESULTS.md to ``out``."""
     results = collect_results(exp_dir)
     out = Path(out)
-    out.write_text(format_results_md(results, exp_dir), encoding="utf-8")
+    atomic.remove_leftovers(out.parent, out.name)  # of a killed run
+    atomic.write_text(out, format_results_md(results, exp_dir))
     log.info("%s: %d scored decodings", out, len(results))
     return out

@@ -8,6 +8,9 @@ Two backends write the same files into ``outdir``:
 - ``alignment.txt``          per-utterance alignments (sclite's ``.pra``, or our look-alike);
 - ``wer``                    one line, Kaldi style: ``%WER 12.34 [ 45 / 365, 3 ins, 10 del, 32 sub ]``.
 
+The directory is written beside its place and swapped in, so a killed scoring run leaves the old reports
+or the new ones, never a mix. Both transcripts go through :func:`mome.text.normalize_text` first.
+
 ``sclite`` runs NIST's tool (``/usr/lib/sctk/bin/sclite``, ``sclite`` on PATH, ``sctk sclite``, or the
 ``SCLITE`` environment variable); ``python`` uses our own alignment (mome.scoring.align), whose counts
 and summary table equal sclite's; ``auto`` picks sclite when it is installed.
@@ -20,6 +23,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from mome import atomic
 from mome.scoring.align import ErrorCounts, align_words
 from mome.scoring.report import (
     ScoredUtterance,
@@ -97,10 +101,15 @@ def score(
     if backend == "auto":
         backend = "sclite" if sclite else "python"
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     utterances = load_utterances(ref_text, hyp_text, utt2spk)
-    (outdir / "ref.trn").write_text(format_trn(utterances, "ref"), encoding="utf-8")
-    (outdir / TITLE).write_text(format_trn(utterances, "hyp"), encoding="utf-8")
-    counts = score_sclite(outdir, sclite) if backend == "sclite" else score_python(utterances, outdir)
-    (outdir / "wer").write_text(format_wer_line(counts) + "\n", encoding="utf-8")
+    work = atomic.staging_dir(outdir)  # the reports appear together, whole, or not at all
+    try:
+        (work / "ref.trn").write_text(format_trn(utterances, "ref"), encoding="utf-8")
+        (work / TITLE).write_text(format_trn(utterances, "hyp"), encoding="utf-8")
+        counts = score_sclite(work, sclite) if backend == "sclite" else score_python(utterances, work)
+        (work / "wer").write_text(format_wer_line(counts) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    atomic.replace_dir(work, outdir)
     return counts

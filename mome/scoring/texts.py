@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mome.data.lrs import normalize_text
+from mome.text import normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,9 @@ def sclite_speaker_labels(speakers: Iterable[str]) -> dict[str, str]:
 def load_utterances(
     ref_text: str | Path, hyp_text: str | Path, utt2spk: str | Path | None = None
 ) -> list[Utterance]:
-    """Pair references and hypotheses in reference order, normalise both (``normalize_text``: lower
-    case, no ``{LG}``-style markers or punctuation), and attach speaker labels.
+    """Pair references and hypotheses in reference order, normalise both (:func:`mome.text.normalize_text`:
+    lower case, letters of any script kept, apostrophe variants as ``'``, no ``{LG}``-style markers or
+    punctuation), and attach speaker labels.
 
     Speakers come from ``utt2spk`` if given, else from a ``utt2spk`` beside ``ref_text``, else from the
     utterance ids. A reference without hypothesis is scored as an empty hypothesis (with a warning); a

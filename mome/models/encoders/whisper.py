@@ -14,6 +14,11 @@ running the item alone). With ``mask_padding=False`` the encoder attends to the 
 Whisper did in training, and an item's features change slightly with the batch's longest item.
 ``pad_to_full=True`` restores Whisper's original 30 s input (slower; mask off for exact parity).
 Outputs past ``feature_lengths`` are padding either way.
+
+Audio longer than the window (30 s for the public models) is encoded in consecutive windows, each as
+Whisper encodes one (as Whisper itself transcribes long audio), and the outputs are joined: a long clip
+costs nothing but its own compute, never an error for its whole batch. (The log-mel floor is taken over
+the whole clip, not per window.)
 """
 from __future__ import annotations
 
@@ -131,19 +136,41 @@ class WhisperAudioEncoder(Encoder):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.grad_context():
-            min_frames = self.max_frames if self.pad_to_full else 0
+            window = self.max_frames
+            min_frames = window if self.pad_to_full else 0
             # Two frames of silence past the padded length: the convolutions at the last positions then see
             # silence, as after speech in Whisper's 30 s windows, rather than their own zero padding; so no
             # position's value depends on how far the batch is padded.
             extra = 0 if self.pad_to_full else 2
-            mel, frames = self.log_mel(x, lengths, pad_to_multiple=2, min_frames=min_frames, extra_frames=extra)
-            if mel.shape[-1] - extra > self.max_frames:
-                raise ValueError(
-                    f"audio of {int(frames.max())} frames ({int(frames.max()) / 100:.2f} s) is longer than this "
-                    f"Whisper encoder's {self.max_frames} frames (2 x max_source_positions)"
-                )
+            mel, frames = self.log_mel(x, lengths, pad_to_multiple=window if self.pad_to_full else 2,
+                                       min_frames=min_frames, extra_frames=extra)
             feature_lengths = (frames + 1) // 2
-            return self._encode(mel, feature_lengths, (mel.shape[-1] - extra) // 2), feature_lengths
+            total = mel.shape[-1] - extra
+            if total <= window:
+                return self._encode(mel, feature_lengths, total // 2), feature_lengths
+            return self._encode_windows(mel, frames, total, extra), feature_lengths
+
+    def _encode_windows(self, mel: torch.Tensor, frames: torch.Tensor, total: int, extra: int) -> torch.Tensor:
+        """Audio longer than the encoder's window (2 x max_source_positions frames: 30 s): consecutive windows,
+        each encoded on its own as Whisper encodes its 30 s windows (positions restart, no attention across),
+        outputs joined in time, so the tokens stay at 50 per second. The window is even, so joined outputs
+        line up with ``feature_lengths``. Only the items that reach into a window are encoded in it."""
+        window = self.max_frames
+        long = [i for i, n in enumerate(frames.tolist()) if n > window]
+        logger.info("audio of %s s is longer than the Whisper window of %.2f s: encoded in %d windows",
+                    ", ".join(f"{frames[i] / 100:.2f}" for i in long), window / 100, -(-total // window))
+        pieces = []
+        for start in range(0, total, window):
+            stop = min(start + window, total)
+            tokens = (stop - start) // 2
+            in_window = (frames - start).clamp(0, stop - start)
+            rows = torch.nonzero(in_window > 0).flatten()
+            end = stop + extra if stop == total else stop  # the last window keeps the silence after it
+            hidden = self._encode(mel[rows, :, start:end], (in_window[rows] + 1) // 2, tokens)
+            piece = hidden.new_zeros(len(frames), tokens, hidden.shape[-1])
+            piece[rows] = hidden
+            pieces.append(piece)
+        return torch.cat(pieces, dim=1)
 
     def _encode(self, mel: torch.Tensor, feature_lengths: torch.Tensor, num_tokens: int) -> torch.Tensor:
         enc = self.encoder
