@@ -180,3 +180,13 @@ def test_pretrained_lm_directory_loads_as_a_frozen_llm(tmp_path):
     assert not any(p.requires_grad for p in llm.hf.parameters())
     assert (tmp_path / "lm" / "pretraining.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging directory left
+
+
+def test_lm_sentence_pool_replaces_the_grammar_and_keeps_exclusions():
+    from mome.pretrain.lm import grammar_sentences
+
+    pool = ["emma sold our fish", "george read our bird at night", "kate stopped near that cold market"]
+    drawn = [s for s, _ in zip(grammar_sentences(0, {pool[1]}, pool=pool), range(200))]
+    assert set(drawn) == {pool[0], pool[2]}  # both kept ones drawn, the excluded one never
+    grammar = [s for s, _ in zip(grammar_sentences(0, set()), range(50))]
+    assert len(set(grammar)) > 40 and not set(grammar) & set(pool)

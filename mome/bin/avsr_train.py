@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
-from mome.espnet.readers import check_sample_rate
-from mome.espnet.shapes import shape_files_for
+from mome.espnet.shapes import prepare_inputs
 from mome.espnet.task import AVSRTask, precomputed_modalities
 
 log = logging.getLogger(__name__)
@@ -61,14 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.print_config and args.output_dir is not None:
         select_data(args)
-        for mode in ("train", "valid"):
-            data = getattr(args, f"{mode}_data_path_and_name_and_type")
-            for path, _, kind in data:
-                if kind == "sound":
-                    check_sample_rate(path)
-            if data and not getattr(args, f"{mode}_shape_file"):
-                out = shape_files_for(data, Path(args.output_dir) / "shape" / f"{mode}.shape")
-                setattr(args, f"{mode}_shape_file", [str(out)])
+        prepare_inputs(args)
     AVSRTask.main(args=args)
 
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from mome.espnet.pretrain_task import EncoderPretrainTask
-from mome.espnet.readers import check_sample_rate
-from mome.espnet.shapes import shape_files_for
+from mome.espnet.shapes import prepare_inputs
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.print_config or args.output_dir is None:
         EncoderPretrainTask.main(args=args)
         return
-    for mode in ("train", "valid"):
-        data = getattr(args, f"{mode}_data_path_and_name_and_type")
-        for path, _, kind in data:
-            if kind == "sound":
-                check_sample_rate(path)
-        if data and not getattr(args, f"{mode}_shape_file"):
-            out = shape_files_for(data, Path(args.output_dir) / "shape" / f"{mode}.shape")
-            setattr(args, f"{mode}_shape_file", [str(out)])
+    prepare_inputs(args)
     EncoderPretrainTask.main(args=args)
     output_dir = Path(args.output_dir)
     if int(getattr(args, "local_rank", 0) or 0) == 0 and getattr(args, "dist_rank", 0) in (0, None):

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mome.bin.pretrain_lm", description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", required=True, help="Hugging Face directory to write")
     p.add_argument("--exclude", nargs="+", default=[], help="Kaldi text files whose sentences the LM must never see")
+    p.add_argument("--sentences", nargs="+", default=[],
+                   help="Kaldi text files: train on their sentences instead of the corpus grammar's")
     p.add_argument("--lexicon", nargs="+", default=[], metavar="MODALITY=LEXICONP",
                    help="scripts to spell sentences in: audio=phones.lexiconp.txt video=visemes.lexiconp.txt")
     for f in fields(LMConfig):
@@ -37,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "pretraining.json").is_file():
         print(f"pretrain_lm: {out} already holds a pretrained LM; remove it to train again", file=sys.stderr)
         return 0
-    missing = [path for path in a.exclude if not Path(path).is_file()]
+    missing = [path for path in a.exclude + a.sentences if not Path(path).is_file()]
     if missing:
-        print(f"pretrain_lm: error: --exclude file(s) {missing} do not exist", file=sys.stderr)
+        print(f"pretrain_lm: error: --exclude / --sentences file(s) {missing} do not exist", file=sys.stderr)
         return 1
     lexicons = {}
     for item in a.lexicon:
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         lexicons[modality] = read_lexicon(path)
     exclude = read_sentences(a.exclude)
     config = LMConfig(**{f.name: getattr(a, f.name) for f in fields(LMConfig)})
-    figures = pretrain_lm(out, exclude, config, eval_sentences=sorted(exclude)[:200], lexicons=lexicons)
+    figures = pretrain_lm(out, exclude, config, eval_sentences=sorted(exclude)[:200], lexicons=lexicons,
+                          pool=sorted(read_sentences(a.sentences)))
     print(json.dumps(figures))
     return 0
 

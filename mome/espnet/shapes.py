@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from mome.espnet.readers import check_sample_rate
+
 log = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 25
@@ -69,3 +71,16 @@ def write_shape_file(out: str | Path, data_files: Sequence[str | Path]) -> Path:
 def shape_files_for(data_path_and_name_and_type: Iterable[Sequence[str]], out: str | Path) -> Path:
     """The shape file of one ``--*_data_path_and_name_and_type`` list."""
     return write_shape_file(out, [entry[0] for entry in data_path_and_name_and_type])
+
+
+def prepare_inputs(args) -> None:
+    """Before an ESPnet task's main: check every wav.scp's sample rate and write the shape files that are
+    not given (``<output_dir>/shape/<mode>.shape``) of the train and valid inputs in ``args``."""
+    for mode in ("train", "valid"):
+        data = getattr(args, f"{mode}_data_path_and_name_and_type")
+        for path, _, kind in data:
+            if kind == "sound":
+                check_sample_rate(path)
+        if data and not getattr(args, f"{mode}_shape_file"):
+            out = shape_files_for(data, Path(args.output_dir) / "shape" / f"{mode}.shape")
+            setattr(args, f"{mode}_shape_file", [str(out)])

@@ -31,13 +31,14 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mome.atomic import replace_dir, staging_dir
 from mome.models.llm import INSTRUCTIONS
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,16 @@ def read_sentences(paths: Iterable[str | Path]) -> set[str]:
     return sentences
 
 
-def grammar_sentences(seed: int, exclude: Collection[str], max_words: int = 9) -> Iterator[str]:
-    """An endless stream of grammar sentences (lower-case words), none of them in ``exclude``."""
+def grammar_sentences(seed: int, exclude: Collection[str], max_words: int = 9, pool: Sequence[str] = ()) -> Iterator[str]:
+    """An endless stream of grammar sentences (lower-case words), none of them in ``exclude``; with ``pool``,
+    sentences drawn from it instead (the small learning test's LM knows only its training sentences)."""
     from mome.data.synth.text import Grammar
 
-    grammar = Grammar(np.random.default_rng([seed, 7]))
+    rng = np.random.default_rng([seed, 7])
+    pool = [s for s in pool if s not in exclude]
+    grammar = None if pool else Grammar(rng)
     while True:
-        sentence = grammar.sentence(max_words=max_words)
+        sentence = pool[rng.integers(len(pool))] if pool else grammar.sentence(max_words=max_words)
         if sentence not in exclude:
             yield sentence
 
@@ -154,8 +158,9 @@ class GrammarDocuments(torch.utils.data.IterableDataset):
     """Documents of ``block_size`` token ids: ``<s> s_1 </s> s_2 </s> ...`` with repeats and spellings (module
     docstring); ``lexicons`` (modality -> lexicon) gives the scripts, none: no spellings."""
 
-    def __init__(self, tokenizer, config: LMConfig, exclude: Collection[str], seed: int, lexicons: Mapping[str, Lexicon] = {}):
-        self.tokenizer, self.config, self.exclude, self.seed = tokenizer, config, exclude, seed
+    def __init__(self, tokenizer, config: LMConfig, exclude: Collection[str], seed: int,
+                 lexicons: Mapping[str, Lexicon] = {}, pool: Sequence[str] = ()):
+        self.tokenizer, self.config, self.exclude, self.seed, self.pool = tokenizer, config, exclude, seed, pool
         self.instructions = {m: self.words(s) for m, s in INSTRUCTIONS.items()}
         self.spellers = {m: Speller(tokenizer, m, lex, config) for m, lex in lexicons.items()}
         # the spellings a document can hold: each script alone, and all of them (the AVSR prompt's order)
@@ -177,7 +182,7 @@ class GrammarDocuments(torch.utils.data.IterableDataset):
     def __iter__(self):
         c, eos = self.config, self.tokenizer.eos_token_id
         rng = np.random.default_rng([self.seed, 11])
-        sentences = grammar_sentences(self.seed, self.exclude)
+        sentences = grammar_sentences(self.seed, self.exclude, pool=self.pool)
         while True:
             ids, seen = [self.tokenizer.bos_token_id], []
             while len(ids) < c.block_size:
@@ -264,11 +269,12 @@ def pretrain_lm(
     config: LMConfig | None = None,
     eval_sentences: list[str] | None = None,
     lexicons: Mapping[str, Lexicon] = {},
+    pool: Sequence[str] = (),
 ) -> dict[str, float]:
     """Train the tokenizer and the LM and write both to ``out_dir`` (``save_pretrained``), with
     ``pretraining.json`` (settings and figures); whole or not at all (a temporary directory renamed at the end).
     ``lexicons``: modality -> pronunciation lexicon (:func:`mome.data.synth.alignments.read_lexicon`) of the
-    scripts to spell sentences in. Returns the evaluation figures on ``eval_sentences``."""
+    scripts to spell sentences in; ``pool``: sentences to train on instead of the grammar's. Returns the evaluation figures on ``eval_sentences``."""
     from transformers import Trainer, TrainingArguments
 
     config = config or LMConfig()
@@ -276,15 +282,14 @@ def pretrain_lm(
     if unknown:
         raise ValueError(f"lexicons of unknown modalities {sorted(unknown)}; known: {sorted(SCRIPT_PREFIXES)}")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    work = staging_dir(out_dir)  # the directory appears whole at the end, or not at all
     try:
-        stream = grammar_sentences(config.seed + 1, exclude)
+        stream = grammar_sentences(config.seed + 1, exclude, pool=pool)
         units = [unit_token(m, u) for m, lex in lexicons.items() for u in sorted({u for p, _ in lex.values() for q in p for u in q})]
         tokenizer = train_tokenizer([next(stream) for _ in range(50000)], work, config.vocab_size, units)
         model = build_model(tokenizer, config)
         log.info("stand-in LLM: %d parameters, vocabulary %d (%d script units)", model.num_parameters(), len(tokenizer), len(units))
-        documents = GrammarDocuments(tokenizer, config, exclude, config.seed, lexicons)
+        documents = GrammarDocuments(tokenizer, config, exclude, config.seed, lexicons, pool)
         args = TrainingArguments(
             output_dir=str(work / "trainer"), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
             learning_rate=config.lr, warmup_steps=config.warmup_steps, lr_scheduler_type="cosine",
@@ -299,9 +304,7 @@ def pretrain_lm(
         log.info("stand-in LLM: %s", ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
         model.save_pretrained(work)
         (work / "pretraining.json").write_text(json.dumps({**asdict(config), **figures}, indent=1) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
+        replace_dir(work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return figures

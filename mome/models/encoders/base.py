@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from mome.atomic import replace_dir, staging_dir
 
 
 def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -78,18 +77,10 @@ class Encoder(nn.Module):
 
         if not hasattr(self, "config"):
             raise TypeError(f"{type(self).__name__} keeps no config: it cannot be saved with save_pretrained")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            (tmp / CONFIG_NAME).write_text(json.dumps({"encoder": type(self).__name__, **self.config}, indent=1) + "\n")
-            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_NAME))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        tmp = staging_dir(path)  # the directory appears whole or not at all
+        (tmp / CONFIG_NAME).write_text(json.dumps({"encoder": type(self).__name__, **self.config}, indent=1) + "\n")
+        save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_NAME))
+        return replace_dir(tmp, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, frozen: bool = True, **overrides) -> "Encoder":
