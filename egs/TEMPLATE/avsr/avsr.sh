@@ -118,9 +118,10 @@ model_name() { local n; n=$(basename "$1" .yaml); echo "${n#train_}"; }
 if runs 3; then
   if [ -x local/pretrain.sh ]; then
     log "stage 3: pretrained parts (local/pretrain.sh)"
-    # shellcheck disable=SC2086
-    local/pretrain.sh --datadir "$datadir" --expdir "$expdir" --train_set "$train_set" --valid_set "$valid_set" \
-      --test_sets "$test_sets" --noise "$noise" $pretrain_args
+    # eval: --pretrain_args may quote options that take several words ("--lm_args '--max_steps 100'")
+    eval "local/pretrain.sh --datadir '$datadir' --expdir '$expdir' --train_set '$train_set' \
+      --valid_set '$valid_set' --test_sets '$test_sets' --noise '$noise' $pretrain_args" ||
+      die "stage 3 failed"
   else
     log "stage 3: nothing to do (the configs load their pretrained parts from disk; this recipe has no local/pretrain.sh)"
   fi

@@ -15,14 +15,21 @@ set -euo pipefail
 
 datadir=data
 expdir=exp
-alignments=        # mini_lrs3's alignments/ folder
+. ./db.sh
+alignments=$MINI_LRS3/alignments  # the synthesiser's phoneme timings of every clip (db.sh)
 noise=             # babble noise for the audio encoder's augmentation
 train_set=train
 valid_set=val
 test_sets=test
+modalities="audio video"  # the encoders to pretrain
 lm_args=           # more python -m mome.bin.pretrain_lm options, e.g. "--max_steps 100"
 encoder_args=      # more python -m mome.bin.pretrain_encoder options, e.g. "--max_epoch 1"
-help_message="Usage: $0 --alignments DIR [--noise WAV] [--datadir data] [--expdir exp] [--lm_args ...] [--encoder_args ...]"
+if [ "$MINI_LRS3_SIZE" = tiny ]; then  # the few-clip corpus checks the mechanics, in seconds
+  lm_args="--max_steps 10 --batch_size 4"
+  encoder_args="--max_epoch 1 --num_iters_per_epoch 2"
+fi
+help_message="Usage: $0 [--alignments DIR] [--noise WAV] [--datadir data] [--expdir exp] [--modalities 'audio video']
+  [--lm_args ...] [--encoder_args ...]"
 . utils/parse_options.sh
 [ -n "$alignments" ] && [ -d "$alignments" ] || { echo "$0: --alignments '$alignments' is not a directory" >&2; exit 1; }
 
@@ -48,7 +55,7 @@ if [ ! -f "$lm/pretraining.json" ]; then
   lm_pid=$!
 fi
 
-for modality in audio video; do
+for modality in $modalities; do
   out=$expdir/pretrain_$modality
   [ ! -f "$out/encoder/model.safetensors" ] || { log "$modality encoder: $out/encoder is there"; continue; }
   if [ $modality = audio ]; then
