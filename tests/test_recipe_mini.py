@@ -73,7 +73,7 @@ def check_results(recipe: Path, n_test: int) -> str:
     RESULTS.md with its analysis section, and the plots."""
     exp = recipe / "exp"
     lm = exp / "pretrain_lm"
-    assert {"config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json", "pretraining.json"} <= {
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "pretraining.json"} <= {
         p.name for p in lm.iterdir()}
     for modality in ("audio", "video"):
         assert (exp / f"pretrain_{modality}" / "encoder" / "model.safetensors").is_file()
