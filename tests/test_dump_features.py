@@ -149,7 +149,8 @@ def test_trainable_encoders_and_missing_features_are_refused(dumped, tmp_path, c
 
 
 def test_recipe_trains_from_features_with_features_true(dumped, tmp_path):
-    """avsr.sh --features true: stage 3 dumps train/valid features once per model and trains from them."""
+    """avsr.sh --features true: stage 4 dumps train/valid features once per encoder (under its feature key) and
+    trains from them."""
     import os
     import subprocess
     import sys
@@ -158,7 +159,7 @@ def test_recipe_trains_from_features_with_features_true(dumped, tmp_path):
     repo = Path(__file__).resolve().parents[1]
     (tmp_path / "utils").symlink_to(repo / "utils")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C")
-    cmd = [str(repo / "egs/TEMPLATE/avsr/avsr.sh"), "--stage", "3", "--stop_stage", "3", "--features", "true",
+    cmd = [str(repo / "egs/TEMPLATE/avsr/avsr.sh"), "--stage", "4", "--stop_stage", "4", "--features", "true",
            "--datadir", str(root), "--train_set", "train", "--valid_set", "valid", "--dumpdir", str(tmp_path / "dump"),
            "--expdir", str(tmp_path / "exp"), "--train_configs", str(online),
            "--train_args", "--max_epoch 1 --num_iters_per_epoch 1 --batch_type unsorted --batch_size 2"]  # fmt: skip
@@ -166,7 +167,8 @@ def test_recipe_trains_from_features_with_features_true(dumped, tmp_path):
     log = (tmp_path / "exp/online/train.log").read_text() if (tmp_path / "exp/online/train.log").exists() else ""
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:] + log[-3000:]
     for name in ("train", "valid"):
-        feats = tmp_path / "dump/features/online" / name
-        assert (feats / ".done").is_file() and (feats / "audio_feats.scp").is_file() and (feats / "video_feats.scp").is_file()
+        for modality in ("audio", "video"):
+            (scp,) = (tmp_path / "dump/features").glob(f"{modality}_*/{name}/{modality}_feats.scp")
+            assert (scp.parent / f"{modality}_feats_shape").is_file() and f"{scp},{modality}_feats,kaldi_ark" in log
     assert "precomputed_features=true" in log and "audio_feats.scp,audio_feats,kaldi_ark" in log
     assert (tmp_path / "exp/online/1epoch.pth").is_file()

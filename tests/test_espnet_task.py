@@ -154,8 +154,9 @@ def test_paper_configs_build_and_leave_pretrained_weights_out_of_checkpoints(tmp
 
 def test_mini_config_parses_and_names_the_small_model():
     args = AVSRTask.get_parser().parse_args(["--config", str(ROOT / "egs/mini_lrs3/avsr/conf/train_mome.yaml")])
-    assert (args.audio_encoder, args.video_encoder, args.llm, args.llm_adapter) == ("small", "small", "tiny", "mome")
-    assert args.llm_adapter_conf["experts"] == 4 and args.llm_adapter_conf["top_k"] == 2
+    assert (args.audio_encoder, args.video_encoder, args.llm, args.llm_adapter) == ("small", "small", "hf", "mome")
+    assert args.llm_conf == {"path": "exp/pretrain_lm"} and args.audio_encoder_conf == {"path": "exp/pretrain_audio/encoder"}
+    assert (args.llm_adapter_conf["experts"], args.llm_adapter_conf["top_k"], args.llm_adapter_conf["shared_experts"]) == (8, 2, 1)
     assert args.compressor_conf == {"audio_rates": [4, 16], "video_rates": [2, 5], "pooling": "avg"}
 
 
