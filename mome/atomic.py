@@ -42,20 +42,24 @@ def _maybe_die(path: Path, tmp: Path) -> None:
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (parents created); returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_atomically(path: Path, write) -> Path:
+    """``write(tmp)`` to a temporary name beside ``path``, then rename it to ``path``; nothing is left on failure."""
     tmp = temporary_path(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        write(tmp)
         _maybe_die(path, tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (parents created); returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _write_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
@@ -70,16 +74,7 @@ def save_torch(obj, path: str | Path, save=None, **kwargs) -> Path:
         import torch
 
         save = torch.save
-    path = Path(path)
-    tmp = temporary_path(path)
-    try:
-        save(obj, tmp, **kwargs)
-        _maybe_die(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return _write_atomically(Path(path), lambda tmp: save(obj, tmp, **kwargs))
 
 
 def symlink(target: str, link: str | Path) -> Path:
