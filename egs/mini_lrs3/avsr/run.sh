@@ -26,7 +26,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --stop_stage | --stop-stage) stop_stage=${args[i + 1]:-} ;;
     --stop_stage=* | --stop-stage=*) stop_stage=${args[i]#*=} ;;
     --help | -h)
-      echo "Stage 0 (this script): generate the synthetic corpus into \$MINI_LRS3 (db.sh); stages 1-5 as below."
+      echo "Stage 0 (this script): generate the synthetic corpus into \$MINI_LRS3 (db.sh); stages 1-7 as below."
+      echo "This recipe passes --nj 2 --nproc 2 --snrs -5,0,5 --val_count 200 (tiny: 2) --max_seconds 16 before your options."
       echo "--compare true: train the six configs of RESULTS.md (conf/train_*.yaml), not only conf/train_mome.yaml."
       exec ../../TEMPLATE/avsr/avsr.sh --help ;;
   esac
@@ -40,7 +41,7 @@ case "$compare" in
 esac
 [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || { echo "run.sh: --stage/--stop_stage must be numbers" >&2; exit 1; }
 
-case "$MINI_LRS3_SIZE" in  # validation clips held out of trainval (700 in the default size, 4 in tiny)
+case "$MINI_LRS3_SIZE" in  # validation clips held out of trainval (200 in the default size, 2 in tiny)
   tiny) val_count=2 ;;
   *) val_count=200 ;;     # 2,000 train clips -> 1,800 train + 200 validation
 esac
