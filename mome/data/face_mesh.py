@@ -17,8 +17,8 @@ Frames are the video's decoded frames, upright (display rotation applied), one l
 frame: the rows of a landmark file (stage 2 then follows them through any frame-rate resampling).
 
 The environment is found at ``$MOME_FACE_MESH_PYTHON`` (a Python executable) or else
-``tools/venv-mediapipe/bin/python`` of this checkout; when it is missing, :class:`FaceMeshUnavailable` says
-which command makes it.
+``tools/venv-mediapipe/bin/python`` of this checkout (once the install script has finished it: its stamp file);
+when it is missing, :class:`FaceMeshUnavailable` says which command makes it.
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ WORKER = Path(__file__).with_name("face_mesh_worker.py")
 PYTHON_VARIABLE = "MOME_FACE_MESH_PYTHON"
 DEFAULT_PYTHON = ROOT / "tools" / "venv-mediapipe" / "bin" / "python"
 INSTALL_COMMAND = "tools/install_face_mesh.sh"
+STAMP = ".mome-face-mesh-stamp"  # written by the install script when the environment is complete
 MESH_POINTS = 478  # with the iris points (refine_landmarks); the first 468 are the face mesh proper
 ROUTES = {0: "none", 1: "tracked", 2: "full", 3: "detected", 4: "tiles"}  # face_mesh_worker.ROUTES, inverted
 
@@ -101,10 +102,14 @@ def face_mesh_python() -> Path:
     :class:`FaceMeshUnavailable` naming the command that makes it."""
     given = os.environ.get(PYTHON_VARIABLE)
     python = Path(given) if given else DEFAULT_PYTHON
-    if not (python.is_file() and os.access(python, os.X_OK)):
+    usable = python.is_file() and os.access(python, os.X_OK)
+    what = "is not an executable Python"
+    if usable and not given and not (DEFAULT_PYTHON.parents[1] / STAMP).is_file():
+        usable, what = False, f"is there, but its install did not finish (no {STAMP})"
+    if not usable:
         where = f"${PYTHON_VARIABLE}={given}" if given else str(python)
         raise FaceMeshUnavailable(
-            f"the face mesh environment is missing ({where} is not an executable Python): make it with "
+            f"the face mesh environment is missing ({where} {what}): make it with "
             f"`{INSTALL_COMMAND}` (tools/install.sh does it unless MOME_FACE_MESH=0), or set {PYTHON_VARIABLE} to "
             "the Python of an environment holding mediapipe==0.10.21; or give the video a landmark file")
     return python
@@ -117,13 +122,12 @@ class FaceMesh:
 
     ``mesh(image)``: the 478 ``(x, y, z)`` mesh points in pixels of an RGB uint8 ``(H, W, 3)`` image (a gray
     ``(H, W)`` one is repeated to RGB), or None without a face; ``route`` then says how the last face was found
-    (``tracked``, ``full``, ``detected``, ``tiles`` or ``none``: see the worker's docstring). Calling the object gives the ``(68, 2)`` float32 iBUG
-    points, NaN without a face. Consecutive images are taken as frames of one video (the face of the last
-    image is tried first): call :meth:`reset` between unrelated ones."""
+    (``tracked``, ``full``, ``detected``, ``tiles`` or ``none``: see the worker's docstring). Calling the object
+    gives the ``(68, 2)`` float32 iBUG points, NaN without a face. Consecutive images are taken as frames of one
+    video (the face of the last image is tried first): call :meth:`reset` between unrelated ones."""
 
-    def __init__(self, python: str | Path | None = None, options: Mapping | None = None, timeout: float = 120.0):
+    def __init__(self, python: str | Path | None = None, options: Mapping | None = None):
         self.python = Path(python) if python else face_mesh_python()
-        self.timeout = timeout
         self.log_file = tempfile.TemporaryFile()
         env = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)  # the worker must not see the main environment's packages
@@ -138,9 +142,14 @@ class FaceMesh:
         except ValueError:
             hello = {}
         if not hello.get("ready"):
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            why = self._log_tail()
             self.close()
-            raise FaceMeshError(f"the face mesh worker ({self.python} {WORKER.name}) did not start: "
-                                f"{self._log_tail()}\nre-make its environment with `{INSTALL_COMMAND}`")
+            raise FaceMeshError(f"the face mesh worker ({self.python} {WORKER.name}) did not start: {why}\n"
+                                f"re-make its environment with `{INSTALL_COMMAND}`")
         self.version = hello.get("mediapipe")
 
     def _log_tail(self, chars: int = 2000) -> str:
@@ -171,7 +180,8 @@ class FaceMesh:
             self.process.stdin.write(b"FRAM" + struct.pack("<II", h, w) + np.ascontiguousarray(image).tobytes())
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError):
-            raise FaceMeshError(f"the face mesh worker is gone after {self.frames} images: {self._log_tail()}") from None
+            why = self._log_tail()
+            raise FaceMeshError(f"the face mesh worker is gone after {self.frames} images: {why}") from None
         n, route = struct.unpack("<II", self._read(8))
         self.frames += 1
         self.route = ROUTES.get(route, str(route))
@@ -252,7 +262,8 @@ def detect_landmarks(video_path: str | Path, face_mesh: FaceMesh | None = None) 
             fm.close()
 
 
-def write_detected_landmarks(video_path: str | Path, out_path: str | Path, face_mesh: FaceMesh | None = None) -> np.ndarray:
+def write_detected_landmarks(video_path: str | Path, out_path: str | Path,
+                             face_mesh: FaceMesh | None = None) -> np.ndarray:
     """Detect the landmarks of a video (:func:`detect_landmarks`) and write them to ``out_path`` in the
     published pickle layout that stage 2 reads (a list with one ``(68, 2)`` array or None per frame; written
     whole or not at all). Returns the ``(T, 68, 2)`` landmarks."""
@@ -289,7 +300,8 @@ def detect_landmark_files(videos: Mapping[str, str | Path] | Iterable[tuple[str,
                 done[key] = str(e)
                 continue
             found = int((~np.isnan(points[:, :, 0]).any(axis=1)).sum())
-            log.info("%s: face found in %d of %d frames (%.2f s)", video, found, len(points), time.perf_counter() - began)
+            seconds = time.perf_counter() - began
+            log.info("%s: face found in %d of %d frames (%.2f s)", video, found, len(points), seconds)
             done[key] = target
     finally:
         if own:
@@ -298,16 +310,20 @@ def detect_landmark_files(videos: Mapping[str, str | Path] | Iterable[tuple[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mome.data.face_mesh VIDEO OUT.pkl [VIDEO OUT.pkl ...]``: landmark files for videos."""
+    """``python -m mome.data.face_mesh VIDEO OUT.pkl [VIDEO OUT.pkl ...]``: landmark files for videos;
+    ``--check``: whether the face mesh environment works (exit code 1 and the command that makes it if not)."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m mome.data.face_mesh", description=main.__doc__)
-    p.add_argument("pairs", nargs="+", metavar="VIDEO OUT", help="video files and the landmark file of each")
+    p.add_argument("pairs", nargs="*", metavar="VIDEO OUT", help="video files and the landmark file of each")
+    p.add_argument("--check", action="store_true", help="start the worker once and say which mediapipe it runs")
     a = p.parse_args(argv)
-    if len(a.pairs) % 2:
-        p.error("give a landmark file (OUT.pkl) after each video")
+    if len(a.pairs) % 2 or not (a.pairs or a.check):
+        p.error("give a landmark file (OUT.pkl) after each video (or --check)")
     try:
         with FaceMesh() as fm:
+            if a.check:
+                print(f"face mesh: mediapipe {fm.version} in {fm.python}")
             for video, out in zip(a.pairs[::2], a.pairs[1::2]):
                 points = write_detected_landmarks(video, out, fm)
                 found = int((~np.isnan(points[:, :, 0]).any(axis=1)).sum())
