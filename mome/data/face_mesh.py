@@ -195,8 +195,10 @@ class FaceMesh:
 
     def reset(self) -> None:
         """Forget the last face (the next image is searched whole)."""
-        # an image of another size makes the worker drop its track; a 1x1 image costs one mesh call on nothing
-        self.mesh(np.zeros((1, 1, 3), np.uint8))
+        try:
+            self.process.stdin.write(b"RSET")
+        except (BrokenPipeError, ValueError):
+            raise FaceMeshError(f"the face mesh worker is gone after {self.frames} images: {self._log_tail()}") from None
 
     def close(self) -> None:
         if self.process.poll() is None:

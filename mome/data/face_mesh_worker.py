@@ -10,7 +10,7 @@ Protocol (binary, little-endian, on stdin / stdout; stdout is kept for it alone,
   uint8 image, it answers uint32 ``n`` (0: no face; else 478), uint32 ``route`` (how the face was found, see
   ``ROUTES``) and ``n * 3`` float32: the mesh points ``(x, y, z)`` in pixels of the image it was sent
   (``x`` right, ``y`` down, ``z`` depth on the scale of ``x``);
-- ``b"STOP"`` (or the end of stdin) ends it.
+- ``b"RSET"`` forgets the face of the previous request (no answer); ``b"STOP"`` (or the end of stdin) ends it.
 
 How a face is found, first hit wins (the mesh's own detector is a short-range one that misses faces filling
 little of the picture, e.g. in 1280x720 frames):
@@ -176,6 +176,9 @@ def main() -> int:
         magic = source.read(4)
         if not magic or magic == b"STOP":
             return 0
+        if magic == b"RSET":
+            finder.previous = None
+            continue
         if magic != b"FRAM":
             print(f"face_mesh_worker: bad request {magic!r}", file=sys.stderr)
             return 2
