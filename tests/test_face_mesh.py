@@ -197,11 +197,21 @@ def test_an_unfinished_install_is_missing(monkeypatch, tmp_path):
     python.parent.mkdir(parents=True)
     python.symlink_to(sys.executable)
     monkeypatch.delenv("MOME_FACE_MESH_PYTHON", raising=False)
+    monkeypatch.delenv("MOME_FACE_MESH_VENV", raising=False)
     monkeypatch.setattr(face_mesh_module, "DEFAULT_PYTHON", python)
     with pytest.raises(FaceMeshUnavailable, match=f"(?s)did not finish.*{INSTALL_COMMAND}"):
         face_mesh_python()
     (tmp_path / "venv-mediapipe" / face_mesh_module.STAMP).write_text("done")
     assert face_mesh_python() == python
+    # the install script's MOME_FACE_MESH_VENV is found too, under the same rule
+    other = tmp_path / "elsewhere"
+    (other / "bin").mkdir(parents=True)
+    (other / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.setenv("MOME_FACE_MESH_VENV", str(other))
+    with pytest.raises(FaceMeshUnavailable, match="did not finish"):
+        face_mesh_python()
+    (other / face_mesh_module.STAMP).write_text("done")
+    assert face_mesh_python() == other / "bin" / "python"
 
 
 def test_a_worker_that_cannot_start_says_why(monkeypatch):

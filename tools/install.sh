@@ -73,7 +73,7 @@ PY
 # --- MediaPipe's face mesh in an environment of its own, tools/venv-mediapipe (tools/install_face_mesh.sh; about
 # a minute the first time, measured 52-65 s here, nothing after): face landmarks for videos that come without
 # landmark files (stage 2's --landmarks detect, transcribe_file). MOME_FACE_MESH=0 skips it; the tests that
-# need it then skip, with the command to run.
+# need it then skip, with the command to run (fail under MOME_REQUIRE_REAL=1, as in CI).
 if [ "${MOME_FACE_MESH:-1}" != 0 ]; then
   "$tools_dir/install_face_mesh.sh" \
     || log "warning: no face mesh environment (above): videos need landmark files; the tests that need it skip"

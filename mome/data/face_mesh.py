@@ -16,8 +16,9 @@ in the published layout (:func:`mome.data.landmarks.write_landmarks`).
 Frames are the video's decoded frames, upright (display rotation applied), one landmark row per decoded
 frame: the rows of a landmark file (stage 2 then follows them through any frame-rate resampling).
 
-The environment is found at ``$MOME_FACE_MESH_PYTHON`` (a Python executable) or else
-``tools/venv-mediapipe/bin/python`` of this checkout (once the install script has finished it: its stamp file);
+The environment is found at ``$MOME_FACE_MESH_PYTHON`` (a Python executable), else in ``$MOME_FACE_MESH_VENV``
+(the install script's variable), else at ``tools/venv-mediapipe`` of this checkout (the last two once the install
+script has finished them: its stamp file);
 when it is missing, :class:`FaceMeshUnavailable` says which command makes it.
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("face_mesh_worker.py")
 PYTHON_VARIABLE = "MOME_FACE_MESH_PYTHON"
+VENV_VARIABLE = "MOME_FACE_MESH_VENV"  # where tools/install_face_mesh.sh made it, when not tools/venv-mediapipe
 DEFAULT_PYTHON = ROOT / "tools" / "venv-mediapipe" / "bin" / "python"
 INSTALL_COMMAND = "tools/install_face_mesh.sh"
 STAMP = ".mome-face-mesh-stamp"  # written by the install script when the environment is complete
@@ -98,13 +100,15 @@ def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
 
 
 def face_mesh_python() -> Path:
-    """The face mesh environment's Python (``$MOME_FACE_MESH_PYTHON`` or tools/venv-mediapipe); raises
-    :class:`FaceMeshUnavailable` naming the command that makes it."""
+    """The face mesh environment's Python: ``$MOME_FACE_MESH_PYTHON``, else ``$MOME_FACE_MESH_VENV/bin/python``,
+    else tools/venv-mediapipe's (the last two once their install finished); raises :class:`FaceMeshUnavailable`
+    naming the command that makes it."""
     given = os.environ.get(PYTHON_VARIABLE)
-    python = Path(given) if given else DEFAULT_PYTHON
+    venv = os.environ.get(VENV_VARIABLE)
+    python = Path(given) if given else Path(venv) / "bin" / "python" if venv else DEFAULT_PYTHON
     usable = python.is_file() and os.access(python, os.X_OK)
     what = "is not an executable Python"
-    if usable and not given and not (DEFAULT_PYTHON.parents[1] / STAMP).is_file():
+    if usable and not given and not (python.parents[1] / STAMP).is_file():
         usable, what = False, f"is there, but its install did not finish (no {STAMP})"
     if not usable:
         where = f"${PYTHON_VARIABLE}={given}" if given else str(python)
