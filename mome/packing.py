@@ -85,7 +85,8 @@ def pack_model(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Pat
             size = _size(source)
             entry = {"option": f"{section}.{key}", "original": conf[key], "bytes": size}
             if size <= copy_limit_mb * 2**20:
-                name = "tokenizer" if key in ("tokenizer", "tokenizer_dir") else f"frozen/{section.removesuffix('_conf')}_{key}"
+                part = section.removesuffix("_conf") + ("" if key == "path" else f"_{key}")  # frozen/llm, frozen/audio_encoder, ...
+                name = "tokenizer" if key in ("tokenizer", "tokenizer_dir") else f"frozen/{part}"
                 target = work / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if source.is_dir():

@@ -83,7 +83,7 @@ def sclite_wer(body: dict, texts: list[str], out: Path) -> float:
     return score(out / "ref", out / "hyp", out / "score").wer
 
 
-def plot(fixed, points, threshold, out: Path, title: str) -> Path:
+def plot(fixed, points, threshold, out: Path, title: str, capped=()) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,8 +94,12 @@ def plot(fixed, points, threshold, out: Path, title: str) -> Path:
         ax.plot(p.mean_cost * 1e6, p.wer, "s", color="tab:blue")
         ax.annotate(f"({p.pair[0] or '-'},{p.pair[1] or '-'})", (p.mean_cost * 1e6, p.wer), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.plot([], [], "s", color="tab:blue", label="fixed rate pair")
-    ax.plot([p.mean_cost * 1e6 for p in points], [p.wer for p in points], "o-", color="tab:orange", label="cascade (auto), thresholds")
-    for p in points:
+    line = [p for p in points if p.threshold < 1]  # t = 1 is the finest pair itself (a blue square)
+    ax.plot([p.mean_cost * 1e6 for p in line], [p.wer for p in line], "o-", color="tab:orange", label="cascade (auto), thresholds")
+    if capped:
+        ax.plot([p.mean_cost * 1e6 for p in capped if p.threshold < 1], [p.wer for p in capped if p.threshold < 1], "x--",
+                color="tab:green", label='cascade, budget="finest"')
+    for p in line:
         ax.annotate(f"{p.threshold:g}", (p.mean_cost * 1e6, p.wer), textcoords="offset points", xytext=(3, -10), fontsize=7, color="tab:orange")
     chosen = [p for p in points if p.threshold == threshold]
     if chosen:
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             if abs(wer - mine[name]) > 1e-6:
                 raise RuntimeError(f"{name}: WER {mine[name]:.4f} by the cascade's alignment, {wer:.4f} by mome.scoring")
         title = f"{Path(a.model_dir).name} on {test_dir.name} ({len(test['utts'])} utterances, beam {a.beam_size}); ladder " + " -> ".join(format_pair(p) for p in ladder)
-        png = plot(fixed, points, threshold, out / "adaptive_rate.png", title)
+        png = plot(fixed, points, threshold, out / "adaptive_rate.png", title, capped)
         lines = [
             f"Test set `{test_dir}` ({len(test['utts'])} utterances), beam {a.beam_size}; ladder {' -> '.join(format_pair(p) for p in ladder)}; "
             f"threshold calibrated on `{a.valid_dir}`: **{threshold:g}** (validation WER {chosen.wer:.2f} % at "
