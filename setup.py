@@ -12,6 +12,7 @@ setup(
             "mome-flops = mome.bin.flops:main",
             "mome-transcribe = mome.bin.transcribe:main",
             "mome-convert = mome.bin.convert:main",
+            "mome-pack-model = mome.bin.pack_model:main",
         ]
     },
 )

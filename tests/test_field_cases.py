@@ -384,10 +384,11 @@ def whisper_window_model(tmp_path_factory):
 
 def test_a_clip_longer_than_the_audio_window_costs_nobody_their_hypothesis(whisper_window_model):
     from mome.espnet.inference import decode_data_dir
+    from mome.inference import AVSR2Text
 
     model, args, data, long = whisper_window_model
     assert model.avsr.encoders["audio"].max_frames == 100  # 1 s
-    hyps = decode_data_dir(model, args, data, [(4, 2), (16, 5)], max_new_tokens=4, batch_size=8)
+    hyps = decode_data_dir(AVSR2Text(model, args, beam_size=1, max_new_tokens=4), data, [(4, 2), (16, 5)], batch_size=8)
     assert hyps.skipped == []
     for pair in ((4, 2), (16, 5)):
         assert sorted(hyps[pair]) == sorted(read_table(data / "text")) and long in hyps[pair]
@@ -396,6 +397,7 @@ def test_a_clip_longer_than_the_audio_window_costs_nobody_their_hypothesis(whisp
 def test_an_utterance_that_cannot_be_read_or_decoded_is_recorded_and_the_others_decode(whisper_window_model, tmp_path,
                                                                                        monkeypatch):
     from mome.espnet.inference import decode_data_dir, write_text
+    from mome.inference import AVSR2Text
 
     model, args, data, long = whisper_window_model
     broken = tmp_path / "test"
@@ -412,7 +414,7 @@ def test_an_utterance_that_cannot_be_read_or_decoded_is_recorded_and_the_others_
         return encode(**inputs)
 
     monkeypatch.setattr(model.avsr, "encode", failing_encode)
-    hyps = decode_data_dir(model, args, broken, [(4, 2)], max_new_tokens=4, batch_size=8)
+    hyps = decode_data_dir(AVSR2Text(model, args, beam_size=1, max_new_tokens=4), broken, [(4, 2)], batch_size=8)
     reasons = dict(hyps.skipped)
     assert sorted(reasons) == sorted([victim, long])
     assert reasons[victim].startswith("unreadable-input: ") and reasons[long].startswith("decode-failed: ValueError")

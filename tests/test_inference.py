@@ -11,7 +11,8 @@ import yaml
 
 from espnet_fixtures import data_options, make_data_dir, write_config
 from mome.bin import avsr_inference, avsr_train, transcribe
-from mome.espnet.inference import clean_hypothesis, decode_data_dir, generate, load_model, parse_rates
+from mome.espnet.inference import clean_hypothesis, decode_data_dir
+from mome.inference import AVSR2Text, parse_rates
 from mome.espnet.task import AVSRTask
 
 PAIRS = [(4, 2), (4, 5), (16, 2), (16, 5)]
@@ -43,8 +44,7 @@ def test_one_checkpoint_decodes_every_rate_pair_into_the_scoring_layout(trained,
     argv = ["--model_dir", str(exp), "--data_dir", str(test_dir), str(noisy), "--beam_size", "2", "--max_new_tokens", "6"]
     assert avsr_inference.main(argv) == 0
     utts = sorted(line.split()[0] for line in (test_dir / "wav.scp").read_text().splitlines())
-    model, args = load_model(exp)
-    hyps = decode_data_dir(model, args, test_dir, PAIRS, beam_size=2, max_new_tokens=6, batch_size=8)
+    hyps = decode_data_dir(AVSR2Text.from_pretrained(exp, beam_size=2, max_new_tokens=6), test_dir, PAIRS, batch_size=8)
     for ra, rv in PAIRS:
         text = exp / f"decode_test_ra{ra}_rv{rv}" / "text"
         written = read_text(text)
@@ -55,7 +55,8 @@ def test_one_checkpoint_decodes_every_rate_pair_into_the_scoring_layout(trained,
 
 def test_encoding_once_for_all_pairs_equals_the_models_own_decode(trained):
     exp, test_dir = trained
-    model, args = load_model(exp)
+    avsr = AVSR2Text.from_pretrained(exp, beam_size=3, max_new_tokens=5)
+    model, args = avsr.model, avsr.args
     from espnet2.train.collate_fn import CommonCollateFn
     from espnet2.train.dataset import ESPnetDataset
 
@@ -67,8 +68,9 @@ def test_encoding_once_for_all_pairs_equals_the_models_own_decode(trained):
     _, batch = CommonCollateFn()([dataset[u] for u in utts])
     features = model.avsr.encode(**batch)
     for pair in PAIRS:
-        ours = generate(model, features, pair, beam_size=3, max_new_tokens=5)
-        assert ours == model.avsr.decode(rates=pair, beam=3, max_new_tokens=5, **batch)
+        ours = [r.text for r in avsr.decode_batch(batch, [pair])[pair]]
+        assert ours == [clean_hypothesis(h) for h in model.avsr.decode(rates=pair, beam=3, max_new_tokens=5, **batch)]
+        assert ours == [clean_hypothesis(h) for h in model.avsr.decode_from_features(features, pair, 3, 5)]
 
 
 def test_untrained_pair_names_the_trained_ones(trained, capsys):
@@ -115,8 +117,7 @@ def test_transcribe_a_file_with_and_without_landmarks(trained, tmp_path, capsys)
     roi_video = tmp_path / "roi.mp4"
     write_mp4(roi_video, rng.integers(0, 256, (25, 96, 96), dtype=np.uint8), audio=speech)
     assert transcribe.main([str(roi_video), "--model", str(exp), "--rates", "16,5", "--beam_size", "2", "--max_new_tokens", "4"]) == 0
-    model, args = load_model(exp)
-    expected = transcribe.transcribe(model, args, str(roi_video), (16, 5), beam_size=2, max_new_tokens=4)
+    expected = AVSR2Text.from_pretrained(exp, beam_size=2, max_new_tokens=4).transcribe_file(roi_video, rates=(16, 5)).text
     assert capsys.readouterr().out == expected + "\n"
 
     face_video = tmp_path / "face.mp4"

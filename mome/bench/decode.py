@@ -70,6 +70,7 @@ def task_args(root: Path, config, tiny: bool) -> argparse.Namespace:
 
 def run(a: argparse.Namespace) -> dict:
     from mome.espnet.inference import decode_data_dir
+    from mome.inference import AVSR2Text
     from mome.espnet.task import AVSRTask
 
     config = llm_config(a.llm_config, a.tiny)
@@ -85,7 +86,7 @@ def run(a: argparse.Namespace) -> dict:
 
         def case(beam: int, batch: int):
             def run_():
-                hyps[beam, batch] = decode_data_dir(model, args, data_dir, [pair], beam, max_new, batch)[pair]
+                hyps[beam, batch] = decode_data_dir(AVSR2Text(model, args, beam, max_new), data_dir, [pair], batch)[pair]
 
             return run_
 

@@ -71,11 +71,12 @@ def routing_section(model_dir: Path, data_dir: Path, out: Path, max_utterances: 
 
     from mome.analysis.report import consistency_table, plot_usage
     from mome.analysis.routing import collect_routing
-    from mome.espnet.inference import load_model
     from mome.espnet.readers import length_sorted_batches, media_dataset
     from mome.espnet.task import AVSRTask
+    from mome.inference import AVSR2Text
 
-    model, args = load_model(model_dir, checkpoint)
+    avsr = AVSR2Text.from_pretrained(model_dir, checkpoint=checkpoint)
+    model, args = avsr.model, avsr.args
     dataset = media_dataset(data_dir, model.avsr.modalities, AVSRTask.build_preprocess_fn(args, train=False), text=True)
     keys = sorted(dataset.loader_dict["text"].keys())[:max_utterances]
     batches = length_sorted_batches(keys, data_dir, 8)

@@ -1,10 +1,11 @@
-"""Stage 4: decode data directories with a trained model at one or more rate pairs (elastic inference).
+"""Stage 5: decode data directories with a trained model at one or more rate pairs (elastic inference).
 
     python -m mome.bin.avsr_inference --config conf/decode.yaml --model_dir exp/mome \\
         --data_dir data/test data/test_babble_snr0 [--rates 4,2 16,5] [--checkpoint valid.loss.ave.pth] \\
         [--beam_size 15] [--max_new_tokens 32] [--device cuda]
 
-Writes ``<output_dir>/text`` (Kaldi: ``<utt> <hypothesis>``) per data directory and pair; the default
+Writes ``<output_dir>/text`` (Kaldi: ``<utt> <hypothesis>``) and ``<output_dir>/confidence`` (``<utt>
+<confidence> <LLM input tokens>``) per data directory and pair; the default
 output directory is ``<model_dir>/decode_<data set>_ra<A>_rv<V>`` (rate 0: modality absent), the layout
 scoring reads. Without ``--rates`` every pair the model was trained at is decoded; each batch is encoded
 once for all pairs, and the model is loaded once for all data directories. ``--output_dir`` names the
@@ -41,15 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = get_parser().parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
-    from mome.espnet.inference import (
-        check_pair,
-        decode_data_dir,
-        decode_dir_name,
-        format_pair,
-        load_model,
-        parse_rates,
-        write_text,
-    )
+    from mome.espnet.inference import decode_data_dir, decode_dir_name, write_confidence, write_text
+    from mome.inference import AVSR2Text, format_pair, parse_rates
 
     if a.model_dir is None or a.data_dir is None:
         print("avsr_inference: error: --model_dir and --data_dir are required", file=sys.stderr)
@@ -64,15 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         for data_dir in data_dirs:
             if not Path(data_dir).is_dir():
                 raise FileNotFoundError(f"data directory {data_dir} does not exist")
-        model, args = load_model(a.model_dir, a.checkpoint, a.device)
-        pairs = list(model.avsr.rate_pairs) if pairs is None else [check_pair(model, p) for p in pairs]
+        avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint, a.dtype)
+        pairs = avsr.trained_pairs if pairs is None else [avsr.check_pair(p) for p in pairs]
         for data_dir in data_dirs:
-            hyps = decode_data_dir(
-                model, args, data_dir, pairs, a.beam_size, a.max_new_tokens, a.batch_size, a.num_workers, a.dtype
-            )
+            hyps = decode_data_dir(avsr, data_dir, pairs, a.batch_size, a.num_workers)
             for pair in pairs:
                 out_dir = Path(a.output_dir) if a.output_dir else Path(a.model_dir) / decode_dir_name(data_dir, pair)
                 path = write_text(out_dir / "text", hyps[pair], hyps.skipped)
+                write_confidence(out_dir / "confidence", hyps.results[pair])
                 logging.info("%s at rates %s: %d hypotheses -> %s%s", data_dir, format_pair(pair), len(hyps[pair]), path,
                              f" ({len(hyps.skipped)} utterances skipped: {path.parent / 'skipped.txt'})" if hyps.skipped else "")
     except (FileNotFoundError, ValueError, RuntimeError) as e:

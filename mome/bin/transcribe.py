@@ -1,97 +1,118 @@
-"""Transcribe one video file with a trained model at a chosen rate pair.
+"""Transcribe media files with a trained model (a thin user of :class:`mome.inference.AVSR2Text`).
 
-    python -m mome.bin.transcribe FILE.mp4 --model exp/mome --rates 4,2 [--landmarks FILE.pkl] \\
-        [--checkpoint valid.loss.ave.pth] [--beam_size 15] [--max_new_tokens 32] [--device cpu]
+    mome-transcribe FILE_OR_DIR [FILE_OR_DIR ...] --model_dir exp/mome [--rates 4,2 | --rates auto] \\
+        [--landmarks FILE.pkl | --landmarks_dir DIR] [--output_format text|json] [--output FILE] \\
+        [--checkpoint valid.loss.ave.pth] [--beam_size 4] [--max_new_tokens 32] [--device cpu]
 
-Audio comes from the file's sound track (16 kHz). A model with a video encoder needs the mouth region:
-give ``--landmarks`` (68-point landmarks per frame, any of the mome.data.landmarks layouts) and the ROI is
-cut as in stage 2 (frames turned upright by the file's display rotation and resampled to 25 fps by
-timestamp); without landmarks the video must already be a mouth ROI (at least 88x88, at most 128x128).
-Audio longer than the audio encoder's window (Whisper: 30 s) is encoded window by window.
-Prints the transcript.
+A folder stands for the media files under it (``.mp4 .mkv .mov .avi .webm``, and ``.wav .flac .ogg`` for an
+audio-only model), sorted. Audio comes from each file's sound track (16 kHz). A model with a video encoder
+needs the mouth region: ``--landmarks`` (one file) or ``--landmarks_dir`` (``<stem>.pkl`` / ``.npy`` /
+``.npz`` per video) give 68-point landmarks per frame and the ROI is cut as in stage 2; without them the
+video must already be a mouth ROI (at most 128x128) or a face-mesh detector must be installed. Recordings of
+any length are cut at pauses into pieces the encoders take, and the texts joined.
+
+Output, one line per file: the transcript alone for a single file; ``<file> <transcript>`` for several; with
+``--output_format json`` a JSON object per line (file, text, rates, confidence, llm_input_tokens, llm_tflops,
+seconds, tried, pieces). A file that fails is reported on stderr (and in JSON as ``{"file", "error"}``) and
+the others go on; the exit status is 1 if any failed.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
-import numpy as np
+from mome.inference import AUDIO_SUFFIXES, mouth_roi  # noqa: F401 - mouth_roi: the stage-2 ROI of one video
 
-MAX_ROI_SIDE = 128  # a frame this small is taken for a ready-made mouth ROI
-
-
-def mouth_roi(video_path: str, landmarks_path: str | None) -> np.ndarray:
-    """uint8 ``(T, 96, 96)`` mouth ROI of a video as stage 2 cuts it: frames upright and at 25 fps
-    (:func:`mome.data.media.decode_video`), the landmarks of the decoded frames cleaned
-    (:func:`mome.data.roi.prepare_landmarks`) and taken at the frames kept; without landmarks, the frames
-    themselves (a ready-made ROI)."""
-    from mome.data.extract import match_landmarks
-    from mome.data.landmarks import read_landmarks
-    from mome.data.media import decode_video
-    from mome.data.roi import crop_mouths, prepare_landmarks
-
-    video = decode_video(video_path, gray=True)
-    if landmarks_path is not None:
-        points = match_landmarks(read_landmarks(landmarks_path), video.decoded, landmarks_path)
-        return crop_mouths(video.frames, prepare_landmarks(points)[video.source_index])
-    height, width = video.frames.shape[1:3]
-    if max(height, width) > MAX_ROI_SIDE:
-        raise ValueError(
-            f"{video_path}: {width}x{height} frames are not a mouth ROI; give --landmarks (68-point landmarks "
-            "per frame) so that the mouth region can be cut out"
-        )
-    return video.frames
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+LANDMARK_SUFFIXES = (".pkl", ".npy", ".npz")
 
 
-def transcribe(model, args, video_path: str, pair, landmarks: str | None = None, beam_size: int = 15, max_new_tokens: int = 32) -> str:
-    """The transcript of one file (``model, args`` from :func:`mome.espnet.inference.load_model`)."""
-    import torch
-    from espnet2.train.collate_fn import CommonCollateFn
+def media_files(paths) -> list[Path]:
+    """Files as given, and the media files under each folder (sorted); a clear error for a missing path."""
+    files = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = sorted(p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES + AUDIO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{given}: no media files ({' '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}) in this folder")
+            files += found
+        elif given.is_file():
+            files.append(given)
+        else:
+            raise FileNotFoundError(f"{given} does not exist")
+    return files
 
-    from mome.data.media import read_audio
-    from mome.espnet.inference import check_pair, generate
-    from mome.espnet.task import AVSRTask
 
-    pair = check_pair(model, pair)
-    data = {}
-    if "audio" in model.avsr.modalities:
-        data["audio"] = read_audio(video_path)
-    if "video" in model.avsr.modalities:
-        data["video"] = mouth_roi(video_path, landmarks)
-    data = AVSRTask.build_preprocess_fn(args, train=False)("file", data)
-    _, batch = CommonCollateFn()([("file", {k: np.asarray(v, dtype=np.float32) for k, v in data.items()})])
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        features = model.avsr.encode(**{k: v.to(device) for k, v in batch.items()})
-        return generate(model, features, pair, beam_size, max_new_tokens)[0]
+def landmarks_for(video: Path, landmarks: str | None, landmarks_dir: str | None) -> str | None:
+    if landmarks is not None:
+        return landmarks
+    if landmarks_dir is None:
+        return None
+    for suffix in LANDMARK_SUFFIXES:
+        candidate = Path(landmarks_dir) / f"{video.stem}{suffix}"
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mome-transcribe", description=__doc__.split("\n\n")[0])
+    p.add_argument("files", nargs="+", help="media files or folders of them")
+    p.add_argument("--model_dir", "--model", dest="model_dir", required=True, help="trained experiment directory or packed model")
+    p.add_argument("--rates", default="4,2", help="rate pair A,V (0: modality absent), e.g. 4,2; or auto (adaptive)")
+    p.add_argument("--landmarks", default=None, help="68-point landmark file of the video (.pkl / .npy / .npz); one file only")
+    p.add_argument("--landmarks_dir", default=None, help="folder of <video stem>.pkl|.npy|.npz landmark files")
+    p.add_argument("--output_format", choices=("text", "json"), default="text")
+    p.add_argument("--output", default=None, help="write here instead of stdout")
+    p.add_argument("--checkpoint", default=None, help="checkpoint in --model_dir (default: valid.loss.ave.pth)")
+    p.add_argument("--beam_size", type=int, default=4)
+    p.add_argument("--max_new_tokens", type=int, default=32)
+    p.add_argument("--max_piece_seconds", type=float, default=10.0, help="longest piece of a long recording")
+    p.add_argument("--device", default="cpu")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mome-transcribe", description=__doc__.split("\n\n")[0])
-    p.add_argument("file", help="video file (mp4 with sound)")
-    p.add_argument("--model", required=True, help="trained experiment directory (config.yaml + checkpoints)")
-    p.add_argument("--rates", required=True, help="rate pair A,V (0: modality absent), e.g. 4,2")
-    p.add_argument("--landmarks", default=None, help="68-point landmark file of the video (.pkl / .npy)")
-    p.add_argument("--checkpoint", default=None, help="checkpoint in --model (default: valid.loss.ave.pth)")
-    p.add_argument("--beam_size", type=int, default=15)
-    p.add_argument("--max_new_tokens", type=int, default=32)
-    p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
+    a = get_parser().parse_intermixed_args(argv)  # files may follow options
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from mome.data.landmarks import LandmarkError
     from mome.data.media import MediaError
     from mome.data.roi import RoiError
-    from mome.espnet.inference import load_model, parse_rates
+    from mome.inference import AVSR2Text
 
+    errors = (FileNotFoundError, ValueError, MediaError, LandmarkError, RoiError)
     try:
-        pair = parse_rates(a.rates)
-        model, args = load_model(a.model, a.checkpoint, a.device)
-        print(transcribe(model, args, a.file, pair, a.landmarks, a.beam_size, a.max_new_tokens))
-    except (FileNotFoundError, ValueError, MediaError, LandmarkError, RoiError) as e:
+        files = media_files(a.files)
+        if a.landmarks is not None and len(files) > 1:
+            raise ValueError("--landmarks names the landmarks of one video; for several give --landmarks_dir")
+        avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint)
+        rates = avsr.check_rates(a.rates)
+    except errors as e:
         print(f"mome-transcribe: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
+    failed = 0
+    try:
+        for path in files:
+            try:
+                result = avsr.transcribe_file(path, landmarks_for(path, a.landmarks, a.landmarks_dir), rates, a.max_piece_seconds)
+            except errors as e:
+                failed += 1
+                print(f"mome-transcribe: error: {e}", file=sys.stderr)
+                if a.output_format == "json":
+                    print(json.dumps({"file": str(path), "error": str(e)}), file=out, flush=True)
+                continue
+            if a.output_format == "json":
+                print(json.dumps({"file": str(path), **result.to_dict()}), file=out, flush=True)
+            else:
+                print(result.text if len(files) == 1 else f"{path} {result.text}".rstrip(), file=out, flush=True)
+    finally:
+        if a.output:
+            out.close()
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -291,3 +291,19 @@ class AVSRModel(nn.Module):
         prompt = self.prompt(features, self.rate_pairs[index], None, "left")
         self._set_scale([index], len(prompt.inputs_embeds))
         return self.llm.generate(prompt, num_beams=beam, max_new_tokens=max_new_tokens)
+
+    @torch.no_grad()
+    def decode_scored_from_features(self, features, rates=(4, 2), beam: int = 1, max_new_tokens: int = 32) -> list[dict]:
+        """Per utterance of :meth:`encode`'s output, at one rate pair: ``{"ids": (N,) LongTensor, "log_probs":
+        (M,) float32 (natural log; the <eos> included when the hypothesis ended), "ended": bool,
+        "prompt_tokens": int}`` (the prompt's LLM input positions, padding excluded:
+        :func:`mome.models.accounting.prompt_tokens` counts the same), the hypotheses of
+        :meth:`decode_from_features`."""
+        index = self.scale_index(rates)
+        prompt = self.prompt(features, self.rate_pairs[index], None, "left")
+        self._set_scale([index], len(prompt.inputs_embeds))
+        lengths = prompt.attention_mask.sum(dim=1).tolist()
+        return [
+            {"ids": ids, "log_probs": log_probs, "ended": ended, "prompt_tokens": int(n)}
+            for (ids, log_probs, ended), n in zip(self.llm.generate_scored(prompt, beam, max_new_tokens), lengths)
+        ]

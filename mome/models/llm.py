@@ -278,16 +278,8 @@ class FrozenLLM(nn.Module):
         sums = torch.zeros(len(labels), device=losses.device).index_add(0, rows, losses)
         return sums, torch.bincount(rows, minlength=len(labels)).float()
 
-    @torch.no_grad()
-    def generate_ids(
-        self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32, min_new_tokens: int = 0
-    ) -> list[torch.Tensor]:
-        """New token ids per row, cut before <eos>. Greedy (num_beams=1) or beam search with KV cache; never
-        samples. Prompts must be left-padded. ``min_new_tokens``: <eos> is barred before that many new tokens
-        (benchmarks fix the decoding length with it)."""
-        if batch.attention_mask[:, -1].min() == 0:
-            raise ValueError("generation needs left-padded prompts (build_prompt(..., padding_side='left'))")
-        config = GenerationConfig(
+    def _generation_config(self, num_beams: int, max_new_tokens: int, min_new_tokens: int = 0) -> GenerationConfig:
+        return GenerationConfig(
             max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens,
             num_beams=num_beams,
@@ -296,11 +288,49 @@ class FrozenLLM(nn.Module):
             pad_token_id=self.pad_id,
             bos_token_id=self.bos_id,
         )
+
+    @staticmethod
+    def _check_left_padded(batch: PromptBatch) -> None:
+        if batch.attention_mask[:, -1].min() == 0:
+            raise ValueError("generation needs left-padded prompts (build_prompt(..., padding_side='left'))")
+
+    def _cut_at_eos(self, row: torch.Tensor) -> torch.Tensor:
+        ends = (row == self.eos_id).nonzero()
+        return row[: int(ends[0])] if len(ends) else row
+
+    @torch.no_grad()
+    def generate_ids(
+        self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32, min_new_tokens: int = 0
+    ) -> list[torch.Tensor]:
+        """New token ids per row, cut before <eos>. Greedy (num_beams=1) or beam search with KV cache; never
+        samples. Prompts must be left-padded. ``min_new_tokens``: <eos> is barred before that many new tokens
+        (benchmarks fix the decoding length with it)."""
+        self._check_left_padded(batch)
+        config = self._generation_config(num_beams, max_new_tokens, min_new_tokens)
         new_tokens = self.hf.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config)
+        return [self._cut_at_eos(row) for row in new_tokens]
+
+    @torch.no_grad()
+    def generate_scored(
+        self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32
+    ) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
+        """Per row ``(ids (N,), log_probs (M,), ended)``: the new token ids cut before <eos> (as
+        :meth:`generate_ids`), the natural-log probability the decoder gave each chosen token (the <eos> included
+        when the hypothesis ended: ``M = N + 1``, else ``M = N``), from Hugging Face's
+        ``compute_transition_scores`` (beam search: the chosen beam's per-step log-softmax, which sum to the
+        beam's score before length normalisation; greedy: the log-softmax of the logits)."""
+        self._check_left_padded(batch)
+        config = self._generation_config(num_beams, max_new_tokens)
+        config.output_scores = True
+        config.return_dict_in_generate = True
+        out = self.hf.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config)
+        beam_indices = getattr(out, "beam_indices", None) if num_beams > 1 else None
+        scores = self.hf.compute_transition_scores(out.sequences, out.scores, beam_indices, normalize_logits=beam_indices is None)
         rows = []
-        for row in new_tokens:
-            ends = (row == self.eos_id).nonzero()
-            rows.append(row[: int(ends[0])] if len(ends) else row)
+        for row, row_scores in zip(out.sequences, scores):
+            ids = self._cut_at_eos(row)
+            ended = len(ids) < len(row) and int(row[len(ids)]) == self.eos_id
+            rows.append((ids, row_scores[: len(ids) + int(ended)].float(), ended))
         return rows
 
     def generate(self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32) -> list[str]:
