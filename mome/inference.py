@@ -139,18 +139,21 @@ def _load(model_dir: str | Path, checkpoint: str | Path | None = None, device: s
 # Media: mouth ROI of a video, long recordings cut at pauses
 # --------------------------------------------------------------------------------------------------
 def detect_landmarks(video_path: str | Path) -> np.ndarray:
-    """``(T, 68, 2)`` float32 iBUG-68 landmarks of a video's decoded frames, from the face-mesh detector
-    (``mome.data.face_mesh.detect_landmarks``, when installed). The one place that calls a detector: swap it
-    here. Without one, a ValueError naming the options that give landmarks."""
+    """``(T, 68, 2)`` float32 iBUG-68 landmarks of a video's decoded frames from MediaPipe's face mesh
+    (:func:`mome.data.face_mesh.detect_landmarks`; NaN rows where no face is found). The one place that calls a
+    detector. Without the face mesh environment, a ValueError naming the options that give landmarks and the
+    command that makes the environment."""
+    from mome.data.face_mesh import FaceMeshUnavailable
+    from mome.data.face_mesh import detect_landmarks as detect
+
     try:
-        from mome.data.face_mesh import detect_landmarks as detect
-    except ImportError:
+        return detect(video_path)
+    except FaceMeshUnavailable as e:
         raise ValueError(
             f"{video_path}: the frames are not a mouth ROI; give --landmarks (68-point landmarks per frame; "
-            "landmarks= in AVSR2Text.transcribe_file) so that the mouth region can be cut out, or install the "
-            "face-mesh detector (mome.data.face_mesh)"
+            f"landmarks= in AVSR2Text.transcribe_file) so that the mouth region can be cut out, or make the face "
+            f"mesh environment that finds them: {e}"
         ) from None
-    return detect(video_path)
 
 
 def mouth_roi(video_path: str | Path, landmarks=None) -> np.ndarray:

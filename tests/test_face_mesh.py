@@ -33,6 +33,7 @@ from mome.data.face_mesh import (
     detect_landmarks,
     face_mesh_python,
     mesh_to_ibug68,
+    write_detected_landmarks,
 )
 from mome.data.landmarks import read_landmarks
 from mome.data.media import write_mp4
@@ -304,3 +305,22 @@ def test_stage_2_detects_landmarks_for_a_corpus_without_them(fm, astronaut, tmp_
     assert extract_main(["--data", str(data), "--dump", str(dump), "--landmarks", "detect"]) == 0
     err = capsys.readouterr().err
     assert "extracted 1, skipped 0" in err and "landmarks detected" not in err
+
+
+@face_mesh
+def test_transcribe_file_cuts_the_mouth_of_a_video_without_landmarks(fm, astronaut, tmp_path):
+    """AVSR2Text's video reader detects the landmarks of a full-frame video itself: the same ROI as with the
+    landmark file that stage 2 would write, and a mouth-free video is a clear error, not a crash."""
+    from mome.inference import mouth_roi
+
+    frames = 6
+    canvas = np.full((frames, 360, 640, 3), 90, np.uint8)
+    for t in range(frames):
+        canvas[t, 40 : 40 + 256, 200 + t : 456 + t] = _shrink(astronaut, 2)
+    video = tmp_path / "talk.mp4"
+    write_mp4(video, canvas, 25, tone(frames / 25), 16000)
+    roi = mouth_roi(video)
+    assert roi.shape == (frames, 96, 96) and roi.dtype == np.uint8
+    marks = tmp_path / "talk.pkl"
+    write_detected_landmarks(video, marks)
+    np.testing.assert_array_equal(roi, mouth_roi(video, marks))
