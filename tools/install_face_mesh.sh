@@ -3,7 +3,7 @@
 # videos that come without landmark files (mome/data/face_mesh.py runs it as a subprocess; stage 2's
 # `--landmarks detect`, AVSR2Text.transcribe_file on any video).
 #
-#   tools/install_face_mesh.sh              # tools/install.sh runs it too (MOME_FACE_MESH=0: it does not)
+#   tools/install_face_mesh.sh              # tools/install.sh --all runs it too
 #   MOME_FACE_MESH_VENV=DIR PYTHON=python3.12 tools/install_face_mesh.sh
 #
 # Why its own environment: mediapipe 0.10.21 is the last release whose wheel holds the face detection and face

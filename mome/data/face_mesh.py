@@ -114,7 +114,7 @@ def face_mesh_python() -> Path:
         where = f"${PYTHON_VARIABLE}={given}" if given else str(python)
         raise FaceMeshUnavailable(
             f"the face mesh environment is missing ({where} {what}): make it with "
-            f"`{INSTALL_COMMAND}` (tools/install.sh does it unless MOME_FACE_MESH=0), or set {PYTHON_VARIABLE} to "
+            f"`{INSTALL_COMMAND}` (tools/install.sh --all does it too), or set {PYTHON_VARIABLE} to "
             "the Python of an environment holding mediapipe==0.10.21; or give the video a landmark file")
     return python
 
