@@ -157,3 +157,25 @@ def test_print_config_shows_the_classes_defaults():
     # model_conf: AVSRModel's defaults, with what the command line gives on top
     assert config["model_conf"] == {**model_conf_defaults(), "balance_weight": 0.5}
     assert config["model_conf"]["projector_layer_norm"] is True and config["model_conf"]["pairs_per_forward"] == "all"
+
+
+@pytest.mark.parametrize("corpus", ["lrs3", "lrs2"])
+def test_the_paper_config_writes_out_the_classes_defaults(corpus):
+    """The paper configs spell out every setting; the classes' defaults must be the same settings (else a run
+    that leaves one out, a test or a new config, silently trains something else)."""
+    config = yaml.safe_load((ROOT / "egs" / corpus / "avsr" / "conf" / "train_mome.yaml").read_text())
+    from mome.espnet.preprocess import AVSRPreprocessor
+
+    classes = {
+        "llm_adapter_conf": choices.llm_adapter_choices.get_class(config["llm_adapter"]),
+        "compressor_conf": choices.compressor_choices.get_class(config["compressor"]),
+        "preprocessor_conf": AVSRPreprocessor,
+    }
+    for key, cls in classes.items():
+        defaults = get_default_kwargs(cls)
+        for name, value in config[key].items():
+            assert defaults[name] == value, (key, name)
+    for name, value in config["model_conf"].items():
+        assert model_conf_defaults()[name] == value, ("model_conf", name)
+    lora = yaml.safe_load((ROOT / "egs" / corpus / "avsr" / "conf" / "train_mtsk_ms.yaml").read_text())["llm_adapter_conf"]
+    assert {k: get_default_kwargs(LoRASpec)[k] for k in lora} == lora
