@@ -8,7 +8,7 @@ import pytest
 
 from mome.bin import flops, params
 from mome.models.accounting import adapter_params, llm_forward_params, meta_llm, projector_params, prompt_tokens
-from mome.models.lora import LoRASpec
+from mome.models.lora import LoRASpec, MTSKPerScaleSpec, MTSKSharedAndPerScaleSpec, MTSKSharedSpec
 from mome.models.mome import MoMESpec
 from mome.models.tiny_llm import tiny_llm_config
 
@@ -37,10 +37,10 @@ def test_lora_counts_by_hand():
     # rank 32/8 = 4; q: A 4x32 + B 32x4 = 256; v: A 4x32 + B 16x4 = 192; 448 per layer
     config = tiny_llm_config(**SMALL)
     one = 2 * 448
-    assert adapter_params(config, LoRASpec("lora", reduction=8)) == (one, one)
-    assert adapter_params(config, LoRASpec("mtsk-ms", reduction=8), n_scales=3) == (one, one)
-    assert adapter_params(config, LoRASpec("mtsk-ss", reduction=8), n_scales=3) == (3 * one, one)
-    assert adapter_params(config, LoRASpec("mtsk-mss", reduction=8), n_scales=3) == (4 * one, 2 * one)
+    assert adapter_params(config, LoRASpec(reduction=8)) == (one, one)
+    assert adapter_params(config, MTSKSharedSpec(reduction=8), n_scales=3) == (one, one)
+    assert adapter_params(config, MTSKPerScaleSpec(reduction=8), n_scales=3) == (3 * one, one)
+    assert adapter_params(config, MTSKSharedAndPerScaleSpec(reduction=8), n_scales=3) == (4 * one, 2 * one)
 
 
 def test_projector_and_llm_forward_params_by_hand():
@@ -87,4 +87,4 @@ def test_published_llama_configs():
     # MoME-23/4 (1 shared, w 12, MHSA) on 3.2-3B: 12.7M active (paper); Llama-AVSR LoRA r=96: 27.5M
     _, active = adapter_params(config, MoMESpec(experts=23, top_k=4, shared_experts=1, bottleneck=12))
     assert active == 28 * (5 * (2 * 3072 * 12 + 12 + 3072) + 3072 * 23) == 12_732_048
-    assert adapter_params(config, LoRASpec("lora", reduction=32, alpha=4)) == (27_525_120, 27_525_120)
+    assert adapter_params(config, LoRASpec(reduction=32, alpha=4)) == (27_525_120, 27_525_120)

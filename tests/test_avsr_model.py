@@ -7,7 +7,8 @@ from torch import nn
 
 from mome.models.avsr import MODALITIES, AVSRModel
 from mome.models.llm import FrozenLLM
-from mome.models.lora import LoRASpec
+from mome.models.compressor import MatryoshkaCompressor
+from mome.models.lora import MTSKPerScaleSpec, MTSKSharedAndPerScaleSpec
 from mome.models.mome import MoMESpec
 from mome.models.tiny_llm import make_tiny_llm
 
@@ -48,10 +49,10 @@ def _seed():
     torch.manual_seed(0)
 
 
-def build(adapter=None, audio=True, video=True, **kwargs) -> AVSRModel:
+def build(adapter=None, audio=True, video=True, audio_rates=(2, 4), video_rates=(1, 3), rate_pairs=None, pooling="avg", **kwargs) -> AVSRModel:
     llm = FrozenLLM(*make_tiny_llm(TEXTS, initializer_range=0.3))
-    kwargs = {"audio_rates": (2, 4), "video_rates": (1, 3), **kwargs}
-    return AVSRModel(llm, AudioEncoder() if audio else None, VideoEncoder() if video else None, adapter=adapter, **kwargs)
+    compressor = MatryoshkaCompressor(audio_rates, video_rates, rate_pairs, pooling)
+    return AVSRModel(llm, AudioEncoder() if audio else None, VideoEncoder() if video else None, compressor, adapter, **kwargs)
 
 
 def inputs():
@@ -79,7 +80,7 @@ def test_loss_averages_pairs_plus_balance_and_encoders_run_once():
     assert torch.allclose(single(TEXTS, **inputs()).ce_loss, out.pair_losses[(4, 3)], atol=1e-6)
 
 
-@pytest.mark.parametrize("spec", [MoMESpec(experts=4, top_k=2, bottleneck=3), LoRASpec("mtsk-mss", reduction=8)])
+@pytest.mark.parametrize("spec", [MoMESpec(experts=4, top_k=2, bottleneck=3), MTSKSharedAndPerScaleSpec(reduction=8)])
 def test_gradients_reach_only_trainable_parts(spec):
     model = build(spec)
     model.train()
@@ -131,7 +132,7 @@ def test_asr_and_vsr_models():
     assert asr.rate_pairs == [(2, None), (4, None)]
     assert torch.isfinite(asr(TEXTS, audio=x["audio"], audio_lengths=x["audio_lengths"]).loss)
     assert len(asr.decode(x["audio"], rates=4, max_new_tokens=3)) == 2
-    vsr = build(LoRASpec("mtsk-ss", reduction=8), audio=False, pooling="stack")
+    vsr = build(MTSKPerScaleSpec(reduction=8), audio=False, pooling="stack")
     assert vsr.rate_pairs == [(None, 1), (None, 3)]
     assert vsr.projectors["video"].projectors["3"][0].in_features == 36
     assert torch.isfinite(vsr(TEXTS, video=x["video"], video_lengths=x["video_lengths"]).loss)
@@ -209,7 +210,7 @@ def test_all_pairs_in_one_llm_pass_equal_one_pass_per_pair(spec):
 
 
 def test_per_scale_lora_runs_one_pass_per_pair():
-    model = build(LoRASpec("mtsk-ss", reduction=8), pairs_per_forward="all")
+    model = build(MTSKPerScaleSpec(reduction=8), pairs_per_forward="all")
     assert model.pair_groups() == [[0], [1], [2], [3]]  # peft cannot switch adapters per row
     calls = count_calls({"llm": model.llm.hf.model})
     assert torch.isfinite(model(TEXTS, **inputs()).loss) and calls["llm"] == 4

@@ -54,14 +54,17 @@ def test_rate_one_is_identity_on_real_frames():
 
 
 def test_compressor_rejects_unbuilt_rate_and_bad_mode():
-    comp = MatryoshkaCompressor([4, 16], modality="audio")
+    comp = MatryoshkaCompressor(audio_rates=[4, 16])
     x, lengths = ragged_batch()
     with pytest.raises(ValueError, match=r"audio rate 8 .*allowed audio rates: \[4, 16\]"):
-        comp(x, lengths, 8)
+        comp(x, lengths, "audio", 8)
     with pytest.raises(ValueError, match="pooling mode 'max'"):
-        MatryoshkaCompressor([2], mode="max")
+        MatryoshkaCompressor([2], pooling="max")
     with pytest.raises(ValueError, match="positive"):
         MatryoshkaCompressor([0, 2])
+    with pytest.raises(ValueError, match="not an .audio rate, video rate. pair"):
+        MatryoshkaCompressor(rate_pairs=[[4, 2, 1]])
+    assert MatryoshkaCompressor(rate_pairs=[[4, 0], [16, 5]]).rate_pairs == [(4, None), (16, 5)]
 
 
 def test_projectors_one_per_rate_with_widths():
@@ -69,9 +72,10 @@ def test_projectors_one_per_rate_with_widths():
     assert [type(m).__name__ for m in proj] == ["Linear", "ReLU", "Linear", "LayerNorm"]
     assert proj[0].weight.shape == (5, 6) and proj[2].weight.shape == (8, 5)
     assert len(Projector(6, 8, layer_norm=False)) == 3
-    bank = RateProjectors([2, 5], input_size=6, output_size=8, stacked=True)
+    bank = RateProjectors({2: 12, 5: 30}, output_size=8)
     assert set(bank.projectors) == {"2", "5"}
-    assert bank.projectors["5"][0].in_features == 30  # stacking widens the input by the rate
+    assert bank.projectors["5"][0].in_features == 30  # each rate's own input width
+    assert MatryoshkaCompressor(pooling="stack").output_size(6, 5) == 30  # stacking widens the input by the rate
     out = bank(torch.randn(3, 4, 12), 2)
     assert out.shape == (3, 4, 8)
     assert torch.allclose(out.mean(-1), torch.zeros(3, 4), atol=1e-5)  # LayerNorm at the end

@@ -1,6 +1,6 @@
 """Audio and video encoders: shapes and lengths of ragged batches, padding independence, Whisper log-mel
 parity with transformers' extractor, Whisper save_pretrained loading, AV-HuBERT public checkpoint loading
-(without fairseq), the frozen flag, the factory."""
+(without fairseq), the frozen flag, the constructors' path= / config= choice."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from mome.models.encoders import build_audio_encoder, build_video_encoder
 from mome.models.encoders.avhubert import AVHubertVideoEncoder, avhubert_config
 from mome.models.encoders.avhubert_checkpoint import fairseq_style_checkpoint, load_avhubert, to_fairseq_state_dict
 from mome.models.encoders.logmel import WhisperLogMel, num_frames
@@ -153,7 +152,7 @@ def test_whisper_frozen_flag(whisper_dirs):
 
 def test_whisper_missing_directory_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        build_audio_encoder("whisper", path=tmp_path / "nowhere")
+        WhisperAudioEncoder(path=tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="config.json"):
         WhisperAudioEncoder.from_pretrained(tmp_path)
 
@@ -255,7 +254,7 @@ def test_avhubert_loads_finetuned_layout_with_args_namespace(tmp_path):
     args = argparse.Namespace(encoder_attention_heads=2, layer_norm_first=False, encoder_embed_dim=32)
     torch.save({"model": state, "args": args, "cfg": None}, tmp_path / "finetuned.pt")
 
-    loaded = build_video_encoder("avhubert", path=tmp_path / "finetuned.pt")
+    loaded = AVHubertVideoEncoder(path=tmp_path / "finetuned.pt")
     assert loaded.config == config
     assert loaded.load_report["unused"] == ["decoder.embed_tokens.weight"]
     batch, lengths = _ragged([_frames(7, 4), _frames(4, 5)])
@@ -264,7 +263,7 @@ def test_avhubert_loads_finetuned_layout_with_args_namespace(tmp_path):
 
 def test_avhubert_checkpoint_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.pt"):
-        build_video_encoder("avhubert", path=tmp_path / "absent.pt")
+        AVHubertVideoEncoder(path=tmp_path / "absent.pt")
     state = to_fairseq_state_dict(AVHubertVideoEncoder("tiny"))
     del state["encoder.layers.1.fc2.bias"]
     torch.save({"model": state}, tmp_path / "partial.pt")
@@ -302,24 +301,33 @@ def test_small_video_encoder_trains_and_freezes():
     encoder.train()
     encoder(batch, lengths)[0].sum().backward()
     assert encoder.stem.weight.grad is not None
-    frozen = build_video_encoder("small", frozen=True).train()
+    frozen = SmallVideoEncoder(frozen=True).train()
     assert _no_trainable(frozen) and not frozen.training
 
 
-# ------------------------------------------------------------------ factory
+# ------------------------------------------------------------------ the registry
 
 
-def test_factory_kinds_and_errors():
-    assert isinstance(build_audio_encoder("whisper", config=TINY_WHISPER), WhisperAudioEncoder)
-    assert _no_trainable(build_audio_encoder("whisper", config=TINY_WHISPER))  # pretrained kinds default frozen
-    assert isinstance(build_audio_encoder("small", dim=64, layers=1), SmallAudioEncoder)
-    tiny = build_video_encoder("avhubert", config="tiny", frozen=False)
+def test_registry_names_the_encoder_classes_and_errors(tmp_path):
+    from mome.espnet.choices import ConfigError, audio_encoder_choices, build, video_encoder_choices
+
+    assert isinstance(build(audio_encoder_choices, "whisper", {"config": TINY_WHISPER}), WhisperAudioEncoder)
+    assert _no_trainable(build(audio_encoder_choices, "whisper", {"config": TINY_WHISPER}))  # pretrained kinds default frozen
+    (tmp_path / "whisper.json").write_text(__import__("json").dumps(TINY_WHISPER))
+    from_json = build(audio_encoder_choices, "whisper", {"config": str(tmp_path / "whisper.json")})
+    assert from_json.output_size == TINY_WHISPER["d_model"]
+    assert isinstance(build(audio_encoder_choices, "small", {"dim": 64, "layers": 1}), SmallAudioEncoder)
+    tiny = build(video_encoder_choices, "avhubert", {"config": "tiny", "frozen": False})
     assert isinstance(tiny, AVHubertVideoEncoder) and not _no_trainable(tiny)
-    with pytest.raises(ValueError, match="unknown audio encoder kind 'wav2vec'"):
-        build_audio_encoder("wav2vec")
-    with pytest.raises(ValueError, match="unknown video encoder kind"):
-        build_video_encoder("resnet")
+    with pytest.raises(ConfigError, match="--audio_encoder must be one of"):
+        build(audio_encoder_choices, "wav2vec", {})
+    with pytest.raises(ConfigError, match="--video_encoder must be one of"):
+        build(video_encoder_choices, "resnet", {})
+    with pytest.raises(ConfigError, match=r"audio_encoder_conf: .*'dims'.*allowed keys for SmallAudioEncoder: \['dim'"):
+        build(audio_encoder_choices, "small", {"dims": 3})
     with pytest.raises(ValueError, match="exactly one of path"):
-        build_video_encoder("avhubert")
+        build(video_encoder_choices, "avhubert", {})
+    with pytest.raises(ValueError, match="exactly one of path"):
+        WhisperAudioEncoder()
     with pytest.raises(ValueError, match="unknown AV-HuBERT preset 'huge'"):
-        build_video_encoder("avhubert", config="huge")
+        build(video_encoder_choices, "avhubert", {"config": "huge"})

@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from mome.models.llm import FrozenLLM
-from mome.models.lora import LoRAAdapter, LoRASpec
+from mome.models.lora import LoRAAdapter, LoRASpec, MTSKPerScaleSpec, MTSKSharedAndPerScaleSpec, MTSKSharedSpec
 from mome.models.tiny_llm import make_tiny_llm
 
 TEXTS = ["hello world", "the quick brown fox jumps"]
-ACTIVE = {  # kind -> active adapters at scales 0, 1, 2
-    "lora": [["default"]] * 3,
-    "mtsk-ms": [["shared"]] * 3,
-    "mtsk-ss": [["scale0"], ["scale1"], ["scale2"]],
-    "mtsk-mss": [["shared", "scale0"], ["shared", "scale1"], ["shared", "scale2"]],
+ACTIVE = {  # variant -> active adapters at scales 0, 1, 2
+    LoRASpec: [["default"]] * 3,
+    MTSKSharedSpec: [["shared"]] * 3,
+    MTSKPerScaleSpec: [["scale0"], ["scale1"], ["scale2"]],
+    MTSKSharedAndPerScaleSpec: [["shared", "scale0"], ["shared", "scale1"], ["shared", "scale2"]],
 }
 
 
@@ -38,7 +38,7 @@ def lora_layers(llm: FrozenLLM):
 @pytest.mark.parametrize("kind", list(ACTIVE))
 def test_active_adapters_follow_the_scale(kind):
     llm = tiny_llm()
-    adapter = LoRAAdapter(llm, LoRASpec(kind, reduction=8, alpha=4), n_scales=3)
+    adapter = LoRAAdapter(llm, kind(reduction=8, alpha=4), n_scales=3)
     layers = lora_layers(llm)
     assert len(layers) == 2 * len(llm.layers)  # q_proj and v_proj of every layer, nothing else
     assert not any("k_proj" in n and "lora" in n for n, _ in llm.model.named_parameters())
@@ -58,7 +58,7 @@ def test_fresh_lora_equals_frozen_llm(kind):
     llm = tiny_llm()
     batch, gen_batch = prompt(llm), prompt(llm, "left")
     bare_logits, bare_greedy = llm(batch).logits, llm.generate(gen_batch, max_new_tokens=6)
-    adapter = LoRAAdapter(llm, LoRASpec(kind, reduction=8), n_scales=3)
+    adapter = LoRAAdapter(llm, kind(reduction=8), n_scales=3)
     for scale in range(3):
         adapter.set_scale(scale)
         assert torch.equal(llm(batch).logits, bare_logits)
@@ -69,7 +69,7 @@ def test_ss_switches_weights_and_trains_every_scale():
     llm = tiny_llm()
     batch = prompt(llm)
     bare = llm(batch).logits
-    adapter = LoRAAdapter(llm, LoRASpec("mtsk-ss", reduction=8), n_scales=2)
+    adapter = LoRAAdapter(llm, MTSKPerScaleSpec(reduction=8), n_scales=2)
     for _, p in adapter.lora_parameters(["scale0"]):
         torch.nn.init.normal_(p, std=0.5)
     adapter.set_scale(1)
@@ -91,7 +91,7 @@ def test_mss_uses_shared_and_scale_adapter_together():
     llm = tiny_llm()
     batch = prompt(llm)
     bare = llm(batch).logits
-    adapter = LoRAAdapter(llm, LoRASpec("mtsk-mss", reduction=8), n_scales=2)
+    adapter = LoRAAdapter(llm, MTSKSharedAndPerScaleSpec(reduction=8), n_scales=2)
     for _, p in adapter.lora_parameters(["shared"]):
         torch.nn.init.normal_(p, std=0.5)
     with_shared = []
@@ -107,6 +107,6 @@ def test_mss_uses_shared_and_scale_adapter_together():
     assert torch.equal(llm(batch).logits, with_shared[0])
 
 
-def test_bad_kind():
-    with pytest.raises(ValueError, match="LoRA kind 'mtsk-x'"):
-        LoRAAdapter(tiny_llm(), LoRASpec("mtsk-x"))
+def test_bad_reduction():
+    with pytest.raises(ValueError, match="LoRA reduction must be >= 1"):
+        LoRAAdapter(tiny_llm(), LoRASpec(reduction=0))

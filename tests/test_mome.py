@@ -257,3 +257,32 @@ def test_one_scale_per_row_equals_each_row_at_its_own_scale(dispatch):
     layer.state.scale = torch.tensor([0, 1])
     with pytest.raises(ValueError, match=r"2 per-row scale indices for an input of shape \(3, 4\)"):
         layer(x)
+
+
+# ---- dtypes that only real runs (bf16 autocast) would show -------------------------------------------
+def test_routing_softmax_is_fp32_whatever_the_logits_dtype():
+    logits = torch.randn(64, 8).to(torch.bfloat16)
+    weights, chosen = route(logits, 3)
+    reference_weights, reference_chosen = route(logits.float(), 3)
+    assert weights.dtype == torch.float32
+    assert torch.equal(chosen, reference_chosen) and torch.equal(weights, reference_weights)
+    # the balance loss takes its probabilities in fp32 too
+    record = RouterRecord(logits, chosen)
+    loss = balance_loss([record], None, 8)
+    assert loss.dtype == torch.float32
+    assert torch.equal(loss, balance_loss([RouterRecord(logits.float(), chosen)], None, 8))
+
+
+def test_layer_under_bf16_autocast_routes_in_fp32_and_returns_the_input_dtype():
+    d = 16
+    layer = MoMELayer(d, MoMESpec(experts=6, top_k=2, shared_experts=1, bottleneck=4), 1, RoutingState(recording=True))
+    x = torch.randn(3, 5, d)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x.to(torch.bfloat16))
+        logits = layer.routers[0](x.reshape(-1, d).to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    assert layer.state.records[0].logits.dtype == torch.bfloat16  # the router ran under autocast
+    expected = torch.softmax(logits.float(), -1).topk(2, -1)
+    weights, chosen = route(layer.state.records[0].logits.reshape(-1, 6), 2)
+    assert torch.equal(chosen, expected.indices)
+    torch.testing.assert_close(weights, expected.values / expected.values.sum(-1, keepdim=True), rtol=0, atol=0)

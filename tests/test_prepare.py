@@ -187,3 +187,18 @@ def test_lrs2_missing_list_named(lrs2, tmp_path):
         (partial / "mvlrs_v1" / d).symlink_to(root / "mvlrs_v1" / d)
     with pytest.raises(PrepareError, match=r"pretrain\.txt"):
         prepare_lrs2(partial, tmp_path / "data")
+
+
+def test_pretrain_clips_are_cut_at_16_s_by_default(lrs3, lrs2, tmp_path, monkeypatch):
+    """Every caller of the recipe passes 16; the entry points must default to it too."""
+    import inspect
+
+    import mome.data.prepare as prepare
+
+    seen = []
+    monkeypatch.setattr(prepare, "_prepare_sets", lambda out, sets, nj, max_seconds, landmarks: seen.append(max_seconds) or {})
+    prepare_lrs3(lrs3[0], tmp_path / "a")
+    prepare_lrs2(lrs2[0], tmp_path / "b")
+    assert prepare_main(["--corpus", "lrs3", "--root", str(lrs3[0]), "--out", str(tmp_path / "c")]) == 0
+    assert seen == [16.0, 16.0, 16.0]
+    assert inspect.signature(prepare.process_clip).parameters["max_seconds"].default == 16.0

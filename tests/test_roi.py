@@ -127,3 +127,28 @@ def test_roi_storage_errors(tmp_path):
         write_roi(tmp_path / "a.avi", np.zeros((2, 96, 96), np.uint8))
     with pytest.raises(RoiError, match="b.mkv: ROI file missing"):
         read_roi(tmp_path / "b.mkv")
+
+
+def _moving_average_12(track: np.ndarray) -> np.ndarray:
+    """The 12-frame centred average written out frame by frame: taps t-6 .. t+6, the two end ones at half
+    weight, the track held at its ends."""
+    T = len(track)
+    out = np.zeros_like(track, dtype=np.float64)
+    for t in range(T):
+        for offset in range(-6, 7):
+            weight = 0.5 if abs(offset) == 6 else 1.0
+            out[t] += weight / 12 * track[min(max(t + offset, 0), T - 1)]
+    return out
+
+
+def test_the_roi_pipeline_smooths_the_landmarks_over_12_frames():
+    rng = np.random.default_rng(3)
+    points = np.stack([face_landmarks((112 + t, 140), 5, 0.9) for t in range(30)])
+    jittered = points + rng.normal(0, 2.0, points.shape)  # detector noise, frame to frame
+    jittered[[4, 17]] = np.nan
+    from mome.data.roi import crop_mouths, prepare_landmarks
+
+    expected = _moving_average_12(interpolate_missing(jittered))
+    np.testing.assert_allclose(prepare_landmarks(jittered), expected, rtol=0, atol=1e-9)
+    frames = np.stack([render_face(p) for p in points])
+    np.testing.assert_array_equal(mouth_rois(frames, jittered), crop_mouths(frames, expected))

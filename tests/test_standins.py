@@ -99,14 +99,17 @@ def test_saved_encoder_loads_frozen_and_computes_the_same(tmp_path, cls, x):
         cls.from_pretrained(tmp_path)
 
 
-def test_factory_builds_small_encoders_from_a_path(tmp_path):
-    from mome.models.encoders import build_audio_encoder
-
+def test_small_encoders_load_from_a_path(tmp_path):
     SmallAudioEncoder(dim=16, layers=1, heads=2, ffn_dim=32).save_pretrained(tmp_path / "enc")
-    assert build_audio_encoder("small", path=tmp_path / "enc").frozen
-    assert not build_audio_encoder("small", path=tmp_path / "enc", frozen=False).frozen
-    with pytest.raises(FileNotFoundError, match="not found"):
-        build_audio_encoder("small", path=tmp_path / "missing")
+    loaded = SmallAudioEncoder(path=tmp_path / "enc")
+    assert loaded.frozen and loaded.output_size == 16  # the saved sizes, not the signature's defaults
+    assert not SmallAudioEncoder(path=tmp_path / "enc", frozen=False).frozen
+    assert SmallAudioEncoder(path=tmp_path / "enc", dropout=0.0).config["dropout"] == 0.0  # a non-shape option on top
+    assert not SmallAudioEncoder(dim=16, layers=1, heads=2, ffn_dim=32).frozen  # built from sizes: trainable
+    with pytest.raises(ValueError, match="do not fit"):
+        SmallAudioEncoder(path=tmp_path / "enc", dim=32)
+    with pytest.raises(FileNotFoundError, match="not a saved encoder"):
+        SmallAudioEncoder(path=tmp_path / "missing")
 
 
 # ---------------------------------------------------------------------------------- speed perturbation

@@ -31,7 +31,7 @@ TINY_LLM = dict(DEFAULT_LLM, vocab_size=400, hidden_size=32, num_hidden_layers=2
 
 # the papers' MoME and LoRA settings (MoME-23/4-MHSA, Llama-AVSR with reduction 32)
 MOME_SETTING = dict(experts=23, top_k=4, shared_experts=1, bottleneck=12, location="mhsa")
-LORA_SETTING = dict(kind="lora", reduction=32, alpha=4.0)
+LORA_SETTING = dict(reduction=32, alpha=4.0)  # LoRASpec: Llama-AVSR
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",

@@ -56,7 +56,7 @@ def run(a: argparse.Namespace) -> dict:
     sizes = {"audio": whisper["d_model"], "video": 32 if a.tiny else 1024}
     mome, lora = (
         MoMESpec(experts=23, top_k=4, shared_experts=1, bottleneck=12),
-        LoRASpec("lora", reduction=32, alpha=4.0),
+        LoRASpec(reduction=32, alpha=4.0),
     )
     rows = []
     for corpus, (hours, utterances) in CORPORA.items():

@@ -18,6 +18,7 @@ import torch
 
 from mome.bench.common import MOME_SETTING, Clock, frozen_llm, interleaved, llm_config, target
 from mome.models.avsr import AVSRModel
+from mome.models.compressor import MatryoshkaCompressor
 from mome.models.encoders.small import SmallAudioEncoder, SmallVideoEncoder
 from mome.models.mome import MoMESpec
 
@@ -40,7 +41,7 @@ def stand_in_model(config, feature_dim: int, device: str, seed: int, rates=PAIRS
     video = SmallVideoEncoder(dim=feature_dim, layers=1, heads=1, ffn_dim=8, channels=(4, 4))
     model = AVSRModel(
         llm, audio, video,
-        audio_rates=sorted({a for a, _ in rates}), video_rates=sorted({v for _, v in rates}), rate_pairs=rates,
+        compressor=MatryoshkaCompressor(sorted({a for a, _ in rates}), sorted({v for _, v in rates}), rate_pairs=rates),
         adapter=MoMESpec(**MOME_SETTING),
     )  # fmt: skip
     return model.to(device).eval()

@@ -24,6 +24,7 @@ import torch
 
 from mome.bench.common import MOME_SETTING, Clock, frozen_llm, interleaved, llm_config, target
 from mome.models.avsr import AVSRModel
+from mome.models.compressor import MatryoshkaCompressor
 from mome.models.encoders.avhubert import AVHubertVideoEncoder
 from mome.models.encoders.whisper import WhisperAudioEncoder
 from mome.models.mome import MoMESpec
@@ -57,14 +58,14 @@ def models(config, tiny: bool, device: str, seed: int) -> tuple[AVSRModel, dict]
     base = frozen_llm(config, "cpu", seed)
     copies = {pair: copy.deepcopy(base) for pair in PAIRS}  # before any adapter hooks into it
     torch.manual_seed(seed)
-    joint = AVSRModel(base, audio, video, rate_pairs=PAIRS, adapter=MoMESpec(**MOME_SETTING))
+    joint = AVSRModel(base, audio, video, MatryoshkaCompressor(rate_pairs=PAIRS), adapter=MoMESpec(**MOME_SETTING))
     with torch.no_grad():  # trained-looking experts: zero up-projections would leave every expert idle
         for name, p in joint.adapter.named_parameters():
             if "up_" in name:
                 p.normal_(std=0.02)
     single = {}
     for pair, llm in copies.items():
-        model = AVSRModel(llm, copy.deepcopy(audio), copy.deepcopy(video), audio_rates=[pair[0]], video_rates=[pair[1]],
+        model = AVSRModel(llm, copy.deepcopy(audio), copy.deepcopy(video), MatryoshkaCompressor([pair[0]], [pair[1]]),
                           adapter=MoMESpec(**MOME_SETTING))  # fmt: skip
         state = {k: v for k, v in joint.state_dict().items() if k in model.state_dict()}
         missing = model.load_state_dict(state, strict=False).missing_keys

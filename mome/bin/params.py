@@ -1,11 +1,14 @@
 """Adapter and projector parameter counts of a MoME / LoRA / Llama-MTSK model, from an LLM config alone.
 
-    mome-params --llm-config CONFIG.json --adapter {mome,lora,mtsk-ms,mtsk-ss,mtsk-mss}
+    mome-params --llm-config CONFIG.json --adapter {mome,lora,mtsk_ms,mtsk_ss,mtsk_mss}
         [--experts N --top-k K --shared-experts S --bottleneck W --location {mhsa,ffn,layer}
          | --lora-reduction R --lora-alpha A --lora-targets q,v] [--scales N] [--json]
 
 Active adapter parameters are those one token uses (MoME: its top-k routed experts, the shared experts and
 the router; MTSK-MSS: the shared LoRA and one scale's). Built on the meta device: no weights are read.
+The adapter names are the training config's (``llm_adapter``); every default is the spec's or the
+compressor's (:class:`~mome.models.mome.MoMESpec`, :class:`~mome.models.lora.LoRASpec`,
+:class:`~mome.models.compressor.MatryoshkaCompressor`).
 """
 from __future__ import annotations
 
@@ -13,12 +16,16 @@ import argparse
 import json
 import sys
 
+from mome.espnet.choices import llm_adapter_choices
 from mome.models.accounting import adapter_params, projector_params
+from mome.models.adapter import AdapterSpec
+from mome.models.compressor import MatryoshkaCompressor
 from mome.models.llm import LLMError, load_llm_config
-from mome.models.lora import LORA_KINDS, LoRASpec
+from mome.models.lora import LoRASpec
 from mome.models.mome import LOCATIONS, MoMESpec
 
 TARGET_ALIASES = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"}
+MOME, LORA, COMPRESSOR = MoMESpec(), LoRASpec(), MatryoshkaCompressor()  # the defaults
 
 
 def int_list(text: str) -> list[int]:
@@ -28,26 +35,33 @@ def int_list(text: str) -> list[int]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mome-params", description=__doc__.split("\n\n")[0])
     p.add_argument("--llm-config", required=True, help="LLM config.json (or a save_pretrained directory)")
-    p.add_argument("--adapter", required=True, choices=["mome", *LORA_KINDS])
+    names = list(llm_adapter_choices.classes)
+    p.add_argument("--adapter", required=True, type=lambda s: s.replace("-", "_"), choices=names,
+                   help="the adapter (mtsk-ms etc. are taken too)")
     g = p.add_argument_group("MoME")
-    g.add_argument("--experts", type=int, default=23, help="routed experts per layer")
-    g.add_argument("--top-k", type=int, default=4, help="routed experts per token")
-    g.add_argument("--shared-experts", type=int, default=1)
-    g.add_argument("--bottleneck", type=int, default=12, help="expert width w")
-    g.add_argument("--location", choices=LOCATIONS, default="mhsa")
-    g.add_argument("--router-per-scale", action="store_true", help="one router per scale (ablation)")
+    g.add_argument("--experts", type=int, default=MOME.experts, help="routed experts per layer")
+    g.add_argument("--top-k", type=int, default=MOME.top_k, help="routed experts per token")
+    g.add_argument("--shared-experts", type=int, default=MOME.shared_experts)
+    g.add_argument("--bottleneck", type=int, default=MOME.bottleneck, help="expert width w")
+    g.add_argument("--location", choices=LOCATIONS, default=MOME.location)
+    g.add_argument("--router-per-scale", action="store_true", default=MOME.router_per_scale, help="one router per scale (ablation)")
     g = p.add_argument_group("LoRA / Llama-MTSK")
-    g.add_argument("--lora-reduction", type=int, default=32, help="rank = hidden size / reduction")
-    g.add_argument("--lora-alpha", type=float, default=4.0)
-    g.add_argument("--lora-targets", default="q,v", help="comma list of projections (q,k,v,o or full module names)")
+    g.add_argument("--lora-reduction", type=int, default=LORA.reduction, help="rank = hidden size / reduction")
+    g.add_argument("--lora-alpha", type=float, default=LORA.alpha)
+    short = {v: k for k, v in TARGET_ALIASES.items()}
+    g.add_argument("--lora-targets", default=",".join(short.get(t, t) for t in LORA.targets),
+                   help="comma list of projections (q,k,v,o or full module names)")
     g = p.add_argument_group("model")
-    g.add_argument("--scales", type=int, default=4, help="number of Matryoshka scales (rate pairs); default 4 = {4,16}x{2,5}")
+    rates = COMPRESSOR.rates
+    scales = len(rates["audio"]) * len(rates["video"])
+    g.add_argument("--scales", type=int, default=scales,
+                   help=f"number of Matryoshka scales (rate pairs); default {scales} = {rates['audio']}x{rates['video']}")
     g.add_argument("--audio-dim", type=int, default=1024, help="audio encoder width (0: no audio); Whisper medium 1024")
     g.add_argument("--video-dim", type=int, default=1024, help="video encoder width (0: no video); AV-HuBERT large 1024")
-    g.add_argument("--audio-rates", type=int_list, default=[4, 16])
-    g.add_argument("--video-rates", type=int_list, default=[2, 5])
+    g.add_argument("--audio-rates", type=int_list, default=rates["audio"])
+    g.add_argument("--video-rates", type=int_list, default=rates["video"])
     g.add_argument("--projector-hidden", type=int, default=None, help="projector hidden width (default: LLM hidden size)")
-    g.add_argument("--pooling", choices=["avg", "stack"], default="avg")
+    g.add_argument("--pooling", choices=["avg", "stack"], default=COMPRESSOR.mode)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     if a.scales < 1:
@@ -55,11 +69,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def spec_from_args(a: argparse.Namespace) -> MoMESpec | LoRASpec:
-    if a.adapter == "mome":
-        return MoMESpec(a.experts, a.top_k, a.shared_experts, a.bottleneck, a.location, a.router_per_scale)
-    targets = tuple(TARGET_ALIASES.get(t, t) for t in a.lora_targets.split(",") if t)
-    return LoRASpec(a.adapter, a.lora_reduction, a.lora_alpha, targets)
+def spec_from_args(a: argparse.Namespace) -> AdapterSpec:
+    spec = llm_adapter_choices.get_class(a.adapter)
+    if issubclass(spec, MoMESpec):
+        return spec(a.experts, a.top_k, a.shared_experts, a.bottleneck, a.location, a.router_per_scale)
+    if issubclass(spec, LoRASpec):
+        targets = tuple(TARGET_ALIASES.get(t, t) for t in a.lora_targets.split(",") if t)
+        return spec(reduction=a.lora_reduction, alpha=a.lora_alpha, targets=targets)
+    return spec()  # an adapter without options on this command line: its defaults
 
 
 def describe(spec: MoMESpec | LoRASpec, hidden: int) -> str:

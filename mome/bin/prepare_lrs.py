@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mome.data.prepare import PrepareError, prepare_lrs2, prepare_lrs3
+from mome.data.prepare import MAX_SECONDS, PrepareError, prepare_lrs2, prepare_lrs3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True, help="LRS3 root (pretrain/ trainval/ test/) or LRS2 root (mvlrs_v1/, lists)")
     p.add_argument("--out", required=True, help="where data/train, data/val, data/test are written")
     p.add_argument("--landmarks", help="landmarks root (<split>/<speaker>/<clip>.pkl); writes landmarks.scp")
-    p.add_argument("--max-seconds", type=float, default=16.0, help="cut longer pretrain clips at word boundaries")
+    p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="cut longer pretrain clips at word boundaries")
     p.add_argument("--val-count", type=int, default=1200, help="LRS3: trainval clips held out for validation")
     p.add_argument("--seed", type=int, default=0, help="LRS3: seed of the validation draw")
     p.add_argument("--val-list", help="LRS3: explicit validation list (<speaker>/<clip> per line) instead of a draw")

@@ -37,6 +37,7 @@ from mome.data.media import MediaError, probe
 from mome.text import normalize_text
 
 SETS = ("train", "val", "test")
+MAX_SECONDS = 16.0  # pretrain clips longer than this are cut at word boundaries (the papers' setting)
 MAX_AV_MISMATCH = 0.5  # seconds the video may be shorter than its audio before the clip is unusable
 
 
@@ -116,7 +117,7 @@ def _skip(result: ClipResult, item: str, kind: str, detail: str = "") -> ClipRes
     return result
 
 
-def process_clip(clip: Clip, max_seconds: float = 16.0, landmarks_root: Path | None = None) -> ClipResult:
+def process_clip(clip: Clip, max_seconds: float = MAX_SECONDS, landmarks_root: Path | None = None) -> ClipResult:
     """Read, check and (pretrain) cut one clip. Never raises for bad input: it reports a skip."""
     result = ClipResult(clip)
     rec = clip.recording
@@ -296,7 +297,7 @@ def prepare_lrs3(
     root: str | Path,
     out: str | Path,
     landmarks: str | Path | None = None,
-    max_seconds: float = 16.0,
+    max_seconds: float = MAX_SECONDS,
     val_count: int = 1200,
     seed: int = 0,
     val_list: str | Path | None = None,
@@ -338,7 +339,7 @@ def prepare_lrs2(
     root: str | Path,
     out: str | Path,
     landmarks: str | Path | None = None,
-    max_seconds: float = 16.0,
+    max_seconds: float = MAX_SECONDS,
     nj: int = 1,
 ) -> dict[str, SetSummary]:
     root = _existing_dir(root, "LRS2 corpus root")

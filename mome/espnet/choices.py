@@ -1,10 +1,16 @@
-"""What the names in a training config build: the LLM, the compressor settings, encoders and adapters.
+"""The registry: what each name in a training config builds (ESPnet's ``ClassChoices``, one per slot).
 
-ESPnet's ``ClassChoices`` pairs a config name (``llm: tiny``) with a class whose keyword arguments are the
-``<name>_conf`` mapping; ESPnet prints their defaults with ``--print_config``. The LLM and compressor
-choices are the small spec classes below (each with a ``build``); the encoder choices are the encoder
-classes themselves, built through :mod:`mome.models.encoders.factory`; the adapter choices are the
-adapter specs of :mod:`mome.models` (``mome`` -> ``MoMESpec``, ``lora`` / ``mtsk_*`` -> ``LoRASpec``).
+A slot's config name picks a class and ``<slot>_conf`` holds that class's keyword arguments, as in
+``espnet2/tasks/asr.py``: ``<slot>_choices.get_class(args.<slot>)(**args.<slot>_conf)`` (:func:`build`);
+ESPnet's ``--print_config`` shows the defaults of the classes' signatures. Adding an encoder, an adapter or a
+compressor is one class and one entry here:
+
+    audio_encoder / video_encoder   an :class:`~mome.models.encoders.base.Encoder`; pretrained weights come
+                                    through the class's own ``path=`` (``${VAR}`` in it is expanded)
+    llm                             a spec with ``build()`` / ``load_tokenizer()`` (below)
+    llm_adapter                     an :class:`~mome.models.adapter.AdapterSpec` (``build(llm, n_scales)``)
+    compressor                      a :class:`~mome.models.compressor.Compressor`
+    preprocessor                    the data preprocessing (:class:`~mome.espnet.preprocess.AVSRPreprocessor`)
 
     llm: hf        llm_conf: {path: pretrained/Llama-3.2-1B}                       # local save_pretrained dir
     llm: tiny      llm_conf: {tokenizer_dir: exp/tiny_llm, texts: data/train/text, hidden_size: 64}
@@ -15,9 +21,20 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+
+from espnet2.train.class_choices import ClassChoices
+
+from mome.espnet.preprocess import AVSRPreprocessor
+from mome.models.adapter import AdapterSpec
+from mome.models.compressor import Compressor, MatryoshkaCompressor
+from mome.models.encoders.avhubert import AVHubertVideoEncoder
+from mome.models.encoders.base import Encoder
+from mome.models.encoders.small import SmallAudioEncoder, SmallVideoEncoder
+from mome.models.encoders.whisper import WhisperAudioEncoder
+from mome.models.lora import LoRASpec, MTSKPerScaleSpec, MTSKSharedAndPerScaleSpec, MTSKSharedSpec
+from mome.models.mome import MoMESpec
 
 log = logging.getLogger(__name__)
 
@@ -167,99 +184,54 @@ class TinyLLM:
         return FrozenLLM(model, tokenizer)
 
 
-LLM_CHOICES = {"hf": PretrainedLLM, "tiny": TinyLLM}
-
-
 # --------------------------------------------------------------------------------------------------
-# Matryoshka compression
+# The registry
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class MatryoshkaRates:
-    """Compression rates per modality, trained jointly. ``rate_pairs`` (``[[4, 2], [16, 5]]``; 0 for an
-    absent modality) restricts training to some pairs; default: every audio rate with every video rate."""
-
-    audio_rates: Sequence[int] = (4, 16)
-    video_rates: Sequence[int] = (2, 5)
-    rate_pairs: Sequence[Sequence[int]] | None = None
-    pooling: str = "avg"
-
-    def pairs(self) -> list[tuple[int | None, int | None]] | None:
-        if self.rate_pairs is None:
-            return None
-        pairs = []
-        for pair in self.rate_pairs:
-            if len(pair) != 2:
-                raise ConfigError(f"compressor_conf rate_pairs: {pair} is not an (audio rate, video rate) pair")
-            pairs.append(tuple(int(r) or None for r in pair))
-        return pairs
-
-
-COMPRESSOR_CHOICES = {"matryoshka": MatryoshkaRates}
-
-
-# --------------------------------------------------------------------------------------------------
-# Encoders and adapters
-# --------------------------------------------------------------------------------------------------
-def encoder_choices():
-    from mome.models.encoders.avhubert import AVHubertVideoEncoder
-    from mome.models.encoders.small import SmallAudioEncoder, SmallVideoEncoder
-    from mome.models.encoders.whisper import WhisperAudioEncoder
-
-    return {"whisper": WhisperAudioEncoder, "small": SmallAudioEncoder}, {"avhubert": AVHubertVideoEncoder, "small": SmallVideoEncoder}
+audio_encoder_choices = ClassChoices(
+    "audio_encoder", classes={"whisper": WhisperAudioEncoder, "small": SmallAudioEncoder}, type_check=Encoder, optional=True
+)
+video_encoder_choices = ClassChoices(
+    "video_encoder", classes={"avhubert": AVHubertVideoEncoder, "small": SmallVideoEncoder}, type_check=Encoder, optional=True
+)
+llm_choices = ClassChoices("llm", classes={"hf": PretrainedLLM, "tiny": TinyLLM}, optional=True)
+llm_adapter_choices = ClassChoices(
+    "llm_adapter",
+    classes={
+        "mome": MoMESpec,
+        "lora": LoRASpec,
+        "mtsk_ms": MTSKSharedSpec,
+        "mtsk_ss": MTSKPerScaleSpec,
+        "mtsk_mss": MTSKSharedAndPerScaleSpec,
+    },
+    type_check=AdapterSpec,
+    optional=True,
+)
+compressor_choices = ClassChoices(
+    "compressor", classes={"matryoshka": MatryoshkaCompressor}, type_check=Compressor, default="matryoshka"
+)
+preprocessor_choices = ClassChoices("preprocessor", classes={"avsr": AVSRPreprocessor}, default="avsr")
+ENCODER_CHOICES = {"audio": audio_encoder_choices, "video": video_encoder_choices}
 
 
-def build_encoder(modality: str, kind: str, conf: dict | None):
-    """An encoder through the factory; a Whisper ``config`` may be a JSON file."""
-    from mome.models.encoders.factory import build_audio_encoder, build_video_encoder
+def build(choices: ClassChoices, name: str | None, conf: dict | None, **fixed):
+    """``choices.get_class(name)(**fixed, **conf)`` (None for no name), every error naming the option.
 
-    conf = dict(conf or {})
-    if conf.get("path") is not None:
-        conf["path"] = expand_path(conf["path"], f"{modality}_encoder_conf path")
-    if kind == "whisper" and isinstance(conf.get("config"), str):
-        import json
-
-        with open(conf["config"]) as f:
-            conf["config"] = json.load(f)
-    build = build_audio_encoder if modality == "audio" else build_video_encoder
-    try:
-        return build(kind, **conf)
-    except TypeError as e:
-        raise ConfigError(f"{modality}_encoder_conf for {kind!r}: {e}") from None
-
-
-ADAPTER_LORA_KINDS = {"lora": "lora", "mtsk_ms": "mtsk-ms", "mtsk_ss": "mtsk-ss", "mtsk_mss": "mtsk-mss"}
-
-
-def adapter_choices():
-    from mome.models.lora import LoRASpec
-    from mome.models.mome import MoMESpec
-
-    return {"mome": MoMESpec, **{name: LoRASpec for name in ADAPTER_LORA_KINDS}}
-
-
-def build_adapter_spec(name: str | None, conf: dict | None):
-    """The adapter spec of a config: None, a MoMESpec or a LoRASpec whose kind is the choice's name."""
+    A ``path`` in ``conf`` may name environment variables (``${MOME_PRETRAINED}/...``): they are expanded."""
     if name is None:
         if conf:
-            raise ConfigError(f"llm_adapter_conf {conf} is given but llm_adapter is none")
+            raise ConfigError(f"{choices.name}_conf {conf} is given but {choices.name} is none")
         return None
-    from mome.models.lora import LoRASpec
-    from mome.models.mome import MoMESpec
-
+    try:
+        cls = choices.get_class(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     conf = dict(conf or {})
-    if name == "mome":
-        spec = make(MoMESpec, "llm_adapter", conf)
-        if isinstance(spec.top_k, list):
-            spec.top_k = [int(k) for k in spec.top_k]
-        return spec
-    if "kind" in conf:
-        raise ConfigError(f"llm_adapter_conf: 'kind' is set by the adapter name ({name}); remove it")
-    if name not in ADAPTER_LORA_KINDS:
-        raise ConfigError(f"llm_adapter: unknown adapter {name!r}; choose one of mome, {', '.join(ADAPTER_LORA_KINDS)} or none")
-    spec = make(LoRASpec, "llm_adapter", {**conf, "kind": ADAPTER_LORA_KINDS[name]})
-    spec.targets = tuple(spec.targets)
-    return spec
+    if conf.get("path") is not None:
+        conf["path"] = expand_path(conf["path"], f"{choices.name}_conf path")
+    return make(cls, choices.name, conf, **fixed)
 
 
-def dataclass_keys(cls) -> list[str]:
-    return [f.name for f in fields(cls)]
+def build_encoder(modality: str, args) -> Encoder | None:
+    """The ``<modality>_encoder`` of a config (None when it names none)."""
+    choices = ENCODER_CHOICES[modality]
+    return build(choices, getattr(args, choices.name, None), getattr(args, f"{choices.name}_conf", None))

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from mome.data.kaldi import read_table, write_table
-from mome.espnet.choices import ConfigError, build_encoder, make
-from mome.espnet.preprocess import AUDIO, VIDEO, AVSRPreprocessor
+from mome.espnet.choices import ConfigError, build, build_encoder, preprocessor_choices
+from mome.espnet.preprocess import AUDIO, VIDEO
 from mome.espnet.readers import length_sorted_batches, media_dataset
 from mome.progress import progress
 
@@ -71,7 +71,7 @@ def frozen_encoders(args: argparse.Namespace, modalities=None) -> dict[str, torc
         if modality not in present:
             raise ConfigError(f"{modality}_encoder: the config has no {modality} encoder to dump features with")
         conf = getattr(args, f"{modality}_encoder_conf", None) or {}
-        encoder = build_encoder(modality, getattr(args, f"{modality}_encoder"), conf)
+        encoder = build_encoder(modality, args)
         check_dumpable(modality, encoder, conf)
         encoders[modality] = encoder.eval()
     if not encoders:
@@ -81,7 +81,8 @@ def frozen_encoders(args: argparse.Namespace, modalities=None) -> dict[str, torc
 
 def _dataset(args: argparse.Namespace, data_dir: Path, modalities):
     conf = {k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k != "noise"}  # no noise at eval
-    return media_dataset(data_dir, modalities, make(AVSRPreprocessor, "preprocessor", conf, train=False, tokenizer=None))
+    name = getattr(args, "preprocessor", "avsr") or "avsr"
+    return media_dataset(data_dir, modalities, build(preprocessor_choices, name, conf, train=False, tokenizer=None))
 
 
 def dump_features(

@@ -25,13 +25,22 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.collate_fn import CommonCollateFn
 from typeguard import typechecked
 
-from mome.espnet.choices import ConfigError, build_encoder, make
+from mome.espnet.choices import (
+    ConfigError,
+    audio_encoder_choices,
+    build,
+    build_encoder,
+    preprocessor_choices,
+    video_encoder_choices,
+)
 from mome.espnet.preprocess import AUDIO, VIDEO
-from mome.espnet.task import audio_encoder_choices, preprocessor_choices, video_encoder_choices
+from mome.espnet.readers import register_data_types
 from mome.espnet.trainer import AVSRTrainer
 from mome.models.encoders.pretraining import IGNORE_LABEL, FrameClassifier
 
 LABELS = "labels"
+
+register_data_types()  # the ``roi`` data type
 
 
 class FrameClassifierESPnetModel(AbsESPnetModel):
@@ -92,9 +101,8 @@ class EncoderPretrainTask(AbsTask):
     @classmethod
     @typechecked
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Callable | None:
-        conf = dict(getattr(args, "preprocessor_conf", None) or {})
-        preprocessor_class = preprocessor_choices.get_class(getattr(args, "preprocessor", "avsr") or "avsr")
-        return make(preprocessor_class, "preprocessor", conf, train=train, tokenizer=None)
+        name = getattr(args, "preprocessor", "avsr") or "avsr"
+        return build(preprocessor_choices, name, getattr(args, "preprocessor_conf", None), train=train, tokenizer=None)
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
@@ -117,6 +125,6 @@ class EncoderPretrainTask(AbsTask):
         if args.token_list is None:
             raise ConfigError("--token_list: give the label list (one label per line)")
         modality = cls.modality(args)
-        encoder = build_encoder(modality, getattr(args, f"{modality}_encoder"), getattr(args, f"{modality}_encoder_conf", None))
+        encoder = build_encoder(modality, args)
         classifier = FrameClassifier(encoder, len(read_token_list(args.token_list)))
         return FrameClassifierESPnetModel(classifier, modality)

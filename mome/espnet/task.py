@@ -13,6 +13,10 @@ trainer, data loaders, length-bucketed batch samplers, DDP launcher, checkpointi
     model_conf: {projector_hidden: null, projector_layer_norm: true, balance_weight: 0.01,
                  pairs_per_forward: all, precomputed_features: false}
 
+The names are those of :mod:`mome.espnet.choices` (the registry); every ``*_conf`` default, ``model_conf``'s
+included, comes from the signature of the class it configures (ESPnet's ``get_default_kwargs``), and
+``--print_config`` shows them.
+
 ``pairs_per_forward``: rate pairs whose prompts share one LLM pass ("all", or a number: less memory);
 ``precomputed_features``: true (every modality), a list (``[audio]``) or false: which modalities train from
 features dumped once by ``python -m mome.bin.dump_features`` with their frozen encoders (no augmentation
@@ -29,45 +33,43 @@ import importlib.util
 import logging
 from collections.abc import Callable
 
-import torch
 from espnet2.tasks.abs_task import AbsTask
-from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from typeguard import typechecked
 
-from mome.espnet.choices import (
-    COMPRESSOR_CHOICES,
-    LLM_CHOICES,
+from mome.espnet.choices import (  # noqa: F401  (the choices are imported from here by other modules)
     ConfigError,
-    MatryoshkaRates,
-    adapter_choices,
-    build_adapter_spec,
+    audio_encoder_choices,
+    build,
     build_encoder,
-    encoder_choices,
-    make,
+    compressor_choices,
+    llm_adapter_choices,
+    llm_choices,
+    preprocessor_choices,
+    video_encoder_choices,
 )
 from mome.espnet.features import check_dumpable
 from mome.espnet.model import AVSRESPnetModel
-from mome.espnet.preprocess import AUDIO, AUDIO_FEATS, TEXT, VIDEO, VIDEO_FEATS, AVSRPreprocessor
+from mome.espnet.preprocess import AUDIO, AUDIO_FEATS, TEXT, VIDEO, VIDEO_FEATS
 from mome.espnet.readers import register_data_types
 from mome.espnet.trainer import AVSRTrainer
+from mome.models.avsr import AVSRModel
 
 log = logging.getLogger(__name__)
 
 register_data_types()
 
-_audio_classes, _video_classes = encoder_choices()
-audio_encoder_choices = ClassChoices("audio_encoder", classes=_audio_classes, type_check=torch.nn.Module, default=None, optional=True)
-video_encoder_choices = ClassChoices("video_encoder", classes=_video_classes, type_check=torch.nn.Module, default=None, optional=True)
-llm_choices = ClassChoices("llm", classes=LLM_CHOICES, default=None, optional=True)
-llm_adapter_choices = ClassChoices("llm_adapter", classes=adapter_choices(), default=None, optional=True)
-compressor_choices = ClassChoices("compressor", classes=COMPRESSOR_CHOICES, default="matryoshka")
-preprocessor_choices = ClassChoices("preprocessor", classes={"avsr": AVSRPreprocessor}, default="avsr")
+# AVSRModel's arguments that the other slots build (or the task fixes: each encoder's own ``frozen`` decides)
+MODEL_SLOTS = ("llm", "audio_encoder", "video_encoder", "compressor", "adapter", "freeze_encoders")
 
-MODEL_CONF_DEFAULTS = dict(
-    projector_hidden=None, projector_layer_norm=True, balance_weight=0.01, pairs_per_forward="all", precomputed_features=False
-)
+
+def model_conf_defaults() -> dict:
+    """``model_conf``: the keyword arguments of :class:`AVSRModel` that no other slot builds, with their
+    defaults, and ``precomputed_features`` (which inputs the model gets: a data option of this task)."""
+    defaults = {k: v for k, v in get_default_kwargs(AVSRModel).items() if k not in MODEL_SLOTS}
+    return {**defaults, "precomputed_features": False}
 
 
 def precomputed_modalities(args: argparse.Namespace) -> tuple[str, ...]:
@@ -114,9 +116,10 @@ class AVSRTask(AbsTask):
         group.add_argument(
             "--model_conf",
             action=NestedDictAction,
-            default=dict(MODEL_CONF_DEFAULTS),
-            help="Keyword arguments of the AVSR model: projector_hidden, projector_layer_norm, balance_weight, "
-            "pairs_per_forward (all | N), precomputed_features (false | true | [audio, video])",
+            default=model_conf_defaults(),
+            help="Keyword arguments of the AVSR model (mome.models.avsr.AVSRModel): projector_hidden, "
+            "projector_layer_norm, balance_weight, pairs_per_forward (all | N); and precomputed_features "
+            "(false | true | [audio, video])",
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -130,9 +133,8 @@ class AVSRTask(AbsTask):
     @typechecked
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Callable | None:
         tokenizer = cls.llm_spec(args).load_tokenizer()
-        conf = dict(getattr(args, "preprocessor_conf", None) or {})
-        preprocessor_class = preprocessor_choices.get_class(getattr(args, "preprocessor", "avsr") or "avsr")
-        return make(preprocessor_class, "preprocessor", conf, train=train, tokenizer=tokenizer)
+        name = getattr(args, "preprocessor", "avsr") or "avsr"
+        return build(preprocessor_choices, name, getattr(args, "preprocessor_conf", None), train=train, tokenizer=tokenizer)
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
@@ -146,32 +148,29 @@ class AVSRTask(AbsTask):
     @staticmethod
     def llm_spec(args: argparse.Namespace):
         if getattr(args, "llm", None) is None:
-            raise ConfigError(f"llm: name the LLM, one of {sorted(LLM_CHOICES)} (with its llm_conf)")
-        return make(llm_choices.get_class(args.llm), "llm", getattr(args, "llm_conf", None))
+            raise ConfigError(f"llm: name the LLM, one of {sorted(llm_choices.classes)} (with its llm_conf)")
+        return build(llm_choices, args.llm, getattr(args, "llm_conf", None))
 
     @classmethod
     @typechecked
     def build_model(cls, args: argparse.Namespace) -> AVSRESPnetModel:
-        from mome.models.avsr import AVSRModel
-
         llm_spec = cls.llm_spec(args)
         encoders, confs, external = {}, {}, ["llm.model"] if llm_spec.pretrained else []
         for modality in (AUDIO, VIDEO):
-            kind = getattr(args, f"{modality}_encoder", None)
-            if kind is None:
+            encoder = build_encoder(modality, args)
+            if encoder is None:
                 continue
-            conf = confs[modality] = getattr(args, f"{modality}_encoder_conf", None) or {}
-            encoder = build_encoder(modality, kind, conf)
             encoders[modality] = encoder
+            conf = confs[modality] = getattr(args, f"{modality}_encoder_conf", None) or {}
             if conf.get("path") is not None and not any(p.requires_grad for p in encoder.parameters()):
                 external.append(f"encoders.{modality}")
         if not encoders:
             raise ConfigError("audio_encoder and video_encoder are both none: the model needs at least one")
-        compressor = make(MatryoshkaRates, "compressor", getattr(args, "compressor_conf", None))
-        model_conf = {**MODEL_CONF_DEFAULTS, **(getattr(args, "model_conf", None) or {})}
-        unknown = set(model_conf) - set(MODEL_CONF_DEFAULTS)
+        defaults = model_conf_defaults()
+        model_conf = {**defaults, **(getattr(args, "model_conf", None) or {})}
+        unknown = set(model_conf) - set(defaults)
         if unknown:
-            raise ConfigError(f"model_conf: unknown key(s) {sorted(unknown)}; allowed: {sorted(MODEL_CONF_DEFAULTS)}")
+            raise ConfigError(f"model_conf: unknown key(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
         precomputed = precomputed_modalities(args)
         del model_conf["precomputed_features"]  # a data option: which inputs the model gets (see avsr_train)
         for modality in precomputed:
@@ -179,17 +178,20 @@ class AVSRTask(AbsTask):
                 check_dumpable(modality, encoders[modality], confs[modality])
             except ConfigError as e:
                 raise ConfigError(f"model_conf precomputed_features: {e}") from None
-        adapter = build_adapter_spec(getattr(args, "llm_adapter", None), getattr(args, "llm_adapter_conf", None))
+        adapter = build(llm_adapter_choices, getattr(args, "llm_adapter", None), getattr(args, "llm_adapter_conf", None))
+        try:
+            compressor = build(compressor_choices, args.compressor, getattr(args, "compressor_conf", None))
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(f"compressor_conf: {e}") from None
         llm = llm_spec.build()
         try:
             avsr = AVSRModel(
                 llm,
                 audio_encoder=encoders.get(AUDIO),
                 video_encoder=encoders.get(VIDEO),
-                audio_rates=[int(r) for r in compressor.audio_rates],
-                video_rates=[int(r) for r in compressor.video_rates],
-                rate_pairs=compressor.pairs(),
-                pooling=compressor.pooling,
+                compressor=compressor,
                 adapter=adapter,
                 freeze_encoders=False,  # each encoder's own ``frozen`` flag decides
                 **model_conf,

@@ -18,8 +18,9 @@ import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
 from mome.models.llm import build_llm
-from mome.models.lora import LoRAAdapter, LoRASpec
-from mome.models.mome import MoMEAdapter, MoMESpec
+from mome.models.adapter import AdapterSpec
+from mome.models.lora import LoRASpec
+from mome.models.mome import MoMESpec
 from mome.models.projector import RateProjectors
 
 # <bos> <audio> </audio> <video> </video>: prompt tokens besides the modality tokens and the text
@@ -35,14 +36,12 @@ def meta_llm(config: PretrainedConfig) -> PreTrainedModel:
         return build_llm(config)
 
 
-def adapter_params(config: PretrainedConfig, spec: MoMESpec | LoRASpec, n_scales: int = 1, scale: int = 0) -> tuple[int, int]:
+def adapter_params(config: PretrainedConfig, spec: AdapterSpec, n_scales: int = 1, scale: int = 0) -> tuple[int, int]:
     """(total, active) adapter parameters of ``spec`` on the LLM described by ``config``."""
     model = meta_llm(config)
+    llm = SimpleNamespace(model=model, layers=model.model.layers, hidden_size=config.hidden_size)  # what build reads
     with torch.device("meta"):
-        if isinstance(spec, MoMESpec):
-            adapter = MoMEAdapter(model.model.layers, config.hidden_size, spec, n_scales)
-        else:
-            adapter = LoRAAdapter(SimpleNamespace(model=model, hidden_size=config.hidden_size), spec, n_scales)
+        adapter = spec.build(llm, n_scales)
     return adapter.total_params(), adapter.active_params(scale)
 
 
@@ -55,7 +54,10 @@ def projector_params(
     stacked: bool = False,
 ) -> int:
     with torch.device("meta"):
-        return sum(count(RateProjectors(rates[m], size, llm_hidden, hidden, layer_norm, stacked)) for m, size in encoder_sizes.items())
+        return sum(
+            count(RateProjectors({r: size * (r if stacked else 1) for r in rates[m]}, llm_hidden, hidden, layer_norm))
+            for m, size in encoder_sizes.items()
+        )
 
 
 def llm_forward_params(model: PreTrainedModel) -> int:

@@ -4,6 +4,9 @@ An adapter changes what the frozen LLM computes without editing the LLM's code, 
 Matryoshka scale (an index into the model's list of rate pairs), which the AVSR model sets before every
 forward pass and every ``generate`` call. An adapter whose ``mixes_scales`` is true also takes one scale
 per row (a (B,) tensor), so that the prompts of several scales share one LLM forward pass.
+
+An adapter is named in a config by its spec (:class:`AdapterSpec`: the config's ``llm_adapter_conf`` are its
+fields), which builds the adapter once the LLM and the number of scales are known.
 """
 from __future__ import annotations
 
@@ -11,6 +14,15 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+
+class AdapterSpec:
+    """Base of the adapter specs (the config's ``llm_adapter`` choices): a dataclass of the adapter's settings
+    whose :meth:`build` attaches the adapter to an LLM."""
+
+    def build(self, llm, n_scales: int) -> "LLMAdapter":
+        """The adapter on ``llm`` (a :class:`mome.models.llm.FrozenLLM`) for ``n_scales`` Matryoshka scales."""
+        raise NotImplementedError
 
 
 class LLMAdapter(nn.Module):

@@ -26,11 +26,9 @@ from itertools import product
 import torch
 from torch import nn
 
-from mome.models.adapter import LLMAdapter
-from mome.models.compressor import MatryoshkaCompressor
+from mome.models.adapter import AdapterSpec
+from mome.models.compressor import Compressor, MatryoshkaCompressor
 from mome.models.llm import FrozenLLM
-from mome.models.lora import LoRAAdapter, LoRASpec
-from mome.models.mome import MoMEAdapter, MoMESpec
 from mome.models.projector import RateProjectors
 
 MODALITIES = ("audio", "video")
@@ -45,29 +43,21 @@ class AVSROutput:
     pair_losses: dict[RatePair, torch.Tensor] = field(default_factory=dict)
 
 
-def build_adapter(spec: MoMESpec | LoRASpec | None, llm: FrozenLLM, n_scales: int) -> LLMAdapter | None:
-    if spec is None:
-        return None
-    if isinstance(spec, MoMESpec):
-        return MoMEAdapter(llm.layers, llm.hidden_size, spec, n_scales)
-    if isinstance(spec, LoRASpec):
-        return LoRAAdapter(llm, spec, n_scales)
-    raise TypeError(f"adapter spec must be a MoMESpec, a LoRASpec or None, got {type(spec).__name__}")
-
-
 class AVSRModel(nn.Module):
+    """The AVSR model; ``compressor`` (default: :class:`MatryoshkaCompressor` at its default rates) gives each
+    modality's rates and the rate pairs to train, ``adapter`` (a spec: :class:`~mome.models.mome.MoMESpec`,
+    :class:`~mome.models.lora.LoRASpec`, ...) builds the LLM adapter for those pairs; the keyword arguments
+    after them are the ESPnet task's ``model_conf`` (their defaults are the task's)."""
+
     def __init__(
         self,
         llm: FrozenLLM,
         audio_encoder: nn.Module | None = None,
         video_encoder: nn.Module | None = None,
-        audio_rates: Sequence[int] = (4, 16),
-        video_rates: Sequence[int] = (2, 5),
-        rate_pairs: Sequence[RatePair] | None = None,
-        pooling: str = "avg",
+        compressor: Compressor | None = None,
+        adapter: AdapterSpec | None = None,
         projector_hidden: int | None = None,
         projector_layer_norm: bool = True,
-        adapter: MoMESpec | LoRASpec | None = None,
         balance_weight: float = 0.01,
         freeze_encoders: bool = True,
         pairs_per_forward: int | str = "all",
@@ -81,16 +71,20 @@ class AVSRModel(nn.Module):
         self.freeze_encoders = freeze_encoders
         if freeze_encoders:
             self.encoders.requires_grad_(False)
-        rates = {"audio": audio_rates, "video": video_rates}
-        self.compressors = nn.ModuleDict({m: MatryoshkaCompressor(rates[m], pooling, m) for m in self.encoders})
+        self.compressor = MatryoshkaCompressor() if compressor is None else compressor
         self.projectors = nn.ModuleDict(
             {
-                m: RateProjectors(rates[m], enc.output_size, llm.hidden_size, projector_hidden, projector_layer_norm, pooling == "stack")
+                m: RateProjectors(
+                    {r: self.compressor.output_size(enc.output_size, r) for r in self.compressor.rates[m]},
+                    llm.hidden_size,
+                    projector_hidden,
+                    projector_layer_norm,
+                )
                 for m, enc in self.encoders.items()
             }
         )
-        self.rate_pairs = self._check_pairs(rate_pairs)
-        self.adapter = build_adapter(adapter, llm, len(self.rate_pairs))
+        self.rate_pairs = self._check_pairs(self.compressor.rate_pairs)
+        self.adapter = None if adapter is None else adapter.build(llm, len(self.rate_pairs))
         self.balance_weight = balance_weight
         self.pairs_per_forward = self._check_pairs_per_forward(pairs_per_forward)
 
@@ -100,7 +94,7 @@ class AVSRModel(nn.Module):
         return tuple(m for m in MODALITIES if m in self.encoders)
 
     def _all_pairs(self) -> list[RatePair]:
-        choices = [self.compressors[m].rates if m in self.compressors else [None] for m in MODALITIES]
+        choices = [self.compressor.rates[m] if m in self.encoders else [None] for m in MODALITIES]
         return [tuple(p) for p in product(*choices)]
 
     def _check_pairs(self, pairs: Sequence[RatePair] | None) -> list[RatePair]:
@@ -124,9 +118,9 @@ class AVSRModel(nn.Module):
             if rate is None and modality in self.encoders:
                 raise ValueError(f"the model has a {modality} encoder: give a {modality} rate (got {rates})")
             if rate is not None:
-                if modality not in self.compressors:
+                if modality not in self.encoders:
                     raise ValueError(f"the model has no {modality} encoder: its rate must be None (got {rates})")
-                self.compressors[modality].check_rate(int(rate))
+                self.compressor.check_rate(modality, int(rate))
         return tuple(None if r is None else int(r) for r in rates)
 
     def _check_pairs_per_forward(self, value: int | str) -> int:
@@ -209,7 +203,7 @@ class AVSRModel(nn.Module):
             for modality, rate in zip(MODALITIES, pair):
                 if rate is not None and (modality, rate) not in projected:
                     x, lengths = features[modality]
-                    tokens, token_lengths = self.compressors[modality](x, lengths, rate)
+                    tokens, token_lengths = self.compressor(x, lengths, modality, rate)
                     projected[modality, rate] = (self.projectors[modality](tokens, rate), token_lengths)
         return projected
 

@@ -34,13 +34,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mome.models.adapter import LLMAdapter
+from mome.models.adapter import AdapterSpec, LLMAdapter
 
 LOCATIONS = ("mhsa", "ffn", "layer")
 
 
 @dataclass
-class MoMESpec:
+class MoMESpec(AdapterSpec):
+    """MoME's settings (the defaults are the paper's: 23 routed experts, top-4, one shared, width 12, beside
+    the self-attention, one router for every scale)."""
+
     experts: int = 23
     top_k: int | Sequence[int] = 4  # one k, or one per scale
     shared_experts: int = 1
@@ -56,6 +59,13 @@ class MoMESpec:
             if not 1 <= k <= self.experts:
                 raise ValueError(f"top-k {k} is not in 1..{self.experts} (the number of routed experts)")
         return ks
+
+    def __post_init__(self):
+        if not isinstance(self.top_k, int):  # a list from YAML
+            self.top_k = [int(k) for k in self.top_k]
+
+    def build(self, llm, n_scales: int) -> "MoMEAdapter":
+        return MoMEAdapter(llm.layers, llm.hidden_size, self, n_scales)
 
     def validate(self, n_scales: int) -> None:
         if self.experts < 1:

@@ -4,7 +4,7 @@ Each is Linear -> ReLU -> Linear, optionally followed by LayerNorm (the MoME set
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -20,21 +20,21 @@ class Projector(nn.Sequential):
 
 
 class RateProjectors(nn.Module):
-    """One :class:`Projector` per rate, keyed by the rate (``projectors["4"]``)."""
+    """One :class:`Projector` per rate, keyed by the rate (``projectors["4"]``); ``input_sizes``: the width of
+    the compressed tokens at each rate (the compressor's ``output_size``)."""
 
     def __init__(
         self,
-        rates: Sequence[int],
-        input_size: int,
+        input_sizes: Mapping[int, int],
         output_size: int,
         hidden_size: int | None = None,
         layer_norm: bool = True,
-        stacked: bool = False,
     ):
         super().__init__()
         self.projectors = nn.ModuleDict(
-            {str(r): Projector(input_size * (r if stacked else 1), output_size, hidden_size, layer_norm) for r in rates}
+            {str(r): Projector(size, output_size, hidden_size, layer_norm) for r, size in input_sizes.items()}
         )
 
     def forward(self, x: torch.Tensor, rate: int) -> torch.Tensor:
+        """(B, T, input_sizes[rate]) compressed tokens -> (B, T, output_size)."""
         return self.projectors[str(rate)](x)

@@ -5,9 +5,10 @@ attributes ``output_size`` (D) and ``frame_rate`` (tokens per second).
 - ``avhubert``: AV-HuBERT's video encoder in plain PyTorch, mouth ROI -> 25 tokens/s;
   ``avhubert_checkpoint`` reads the public fairseq checkpoints without fairseq.
 - ``small``: ~1M-parameter encoders to train from scratch (audio 50 tokens/s, video 25 tokens/s).
-- ``factory``: ``build_audio_encoder(kind, ...)`` / ``build_video_encoder(kind, ...)``.
+
+Each takes its pretrained weights through its own constructor (``path=``); the config names that pick them
+are ESPnet's ``ClassChoices`` in :mod:`mome.espnet.choices`.
 """
 from mome.models.encoders.base import Encoder
-from mome.models.encoders.factory import AUDIO_KINDS, VIDEO_KINDS, build_audio_encoder, build_video_encoder
 
-__all__ = ["Encoder", "build_audio_encoder", "build_video_encoder", "AUDIO_KINDS", "VIDEO_KINDS"]
+__all__ = ["Encoder"]

@@ -290,8 +290,25 @@ class AVHubertVideoEncoder(Encoder):
 
     frame_rate = 25
 
-    def __init__(self, config: AVHubertConfig | str | dict = "base", *, frozen: bool = True) -> None:
+    def __init__(
+        self, config: AVHubertConfig | str | dict | None = None, *, path: str | None = None, frozen: bool = True, strict: bool = True
+    ) -> None:
+        """``config``: a preset name (``tiny``, ``base``, ``large``), a dict or an ``AVHubertConfig`` (random
+        weights); or ``path``: a public fairseq checkpoint (pre-trained or fine-tuned, read without fairseq; the
+        architecture comes from it, ``config`` may then be a dict of options that keep the weights' shapes,
+        such as dropout; ``strict``: a weight missing from the checkpoint is an error)."""
         super().__init__()
+        weights = None
+        if path is not None:
+            from mome.models.encoders.avhubert_checkpoint import read_avhubert
+
+            if config is not None and not isinstance(config, dict):
+                raise ValueError("AVHubertVideoEncoder(path=...): config may only be a dict of non-shape options")
+            config, weights, outside = read_avhubert(path, config)
+        elif config is None:
+            raise ValueError(
+                "AVHubertVideoEncoder needs exactly one of path= (a fairseq checkpoint) or config= (a preset or a dict)"
+            )
         if isinstance(config, str):
             config = avhubert_config(config)
         elif isinstance(config, dict):
@@ -306,7 +323,11 @@ class AVHubertVideoEncoder(Encoder):
         self.dropout_input = nn.Dropout(config.dropout_input)
         self.encoder = TransformerEncoder(config)
         self.output_size = dim
-        self.load_report: dict | None = None  # filled by avhubert_checkpoint.load_avhubert
+        self.load_report: dict | None = None  # filled when the weights come from a checkpoint (path=)
+        if weights is not None:
+            from mome.models.encoders.avhubert_checkpoint import load_avhubert_weights
+
+            load_avhubert_weights(self, weights, outside, str(path), strict)
         self.set_frozen(frozen)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

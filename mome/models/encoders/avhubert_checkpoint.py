@@ -130,12 +130,11 @@ def _summary(keys: list[str]) -> str:
     return ", ".join(f"{g} ({n})" for g, n in sorted(groups.items())) or "none"
 
 
-def load_avhubert(
-    path: str | Path, *, frozen: bool = True, strict: bool = True, **config_overrides
-) -> AVHubertVideoEncoder:
-    """An ``AVHubertVideoEncoder`` with the weights of a public AV-HuBERT checkpoint (pre-trained or
-    fine-tuned), read without fairseq. ``encoder.load_report`` lists the missing and unused keys
-    (public names). ``config_overrides`` set non-shape options (e.g. dropout)."""
+def read_avhubert(path: str | Path, config_overrides: dict | None = None):
+    """(architecture, public-layout weights, keys outside the AV-HuBERT model) of a public checkpoint;
+    ``config_overrides`` set non-shape options (e.g. dropout)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"AV-HuBERT checkpoint file not found: {path}")
     state = read_fairseq_checkpoint(path)
     weights, outside = _unwrap(state["model"], str(path))
     if any(k.startswith("feature_extractor_video.encoder.") for k in weights):
@@ -143,8 +142,14 @@ def load_avhubert(
     config = infer_config(weights, checkpoint_config(state))
     if config_overrides:
         config = AVHubertConfig.from_dict({**config.to_dict(), **config_overrides})
-    encoder = AVHubertVideoEncoder(config, frozen=frozen)
+    return config, weights, outside
 
+
+def load_avhubert_weights(
+    encoder: AVHubertVideoEncoder, weights: dict[str, torch.Tensor], outside: list[str], source: str, strict: bool = True
+) -> None:
+    """Load :func:`read_avhubert`'s weights into ``encoder``; ``encoder.load_report`` lists the missing and
+    unused keys (public names); ``strict``: a missing weight is an error."""
     mapped, unused = {}, list(outside)
     for key, value in weights.items():
         ours = public_to_ours(key)
@@ -155,15 +160,21 @@ def load_avhubert(
     result = encoder.load_state_dict(mapped, strict=False)
     missing = [ours_to_public(k) for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     unused += [ours_to_public(k) for k in result.unexpected_keys]
-    encoder.load_report = {
-        "source": str(path), "missing": missing, "unused": sorted(unused), "config": config.to_dict(),
-    }
+    config = encoder.config
+    encoder.load_report = {"source": source, "missing": missing, "unused": sorted(unused), "config": config.to_dict()}
     logger.info(
         "AV-HuBERT from %s: %d layers, width %d, %d tensors loaded; unused: %s; missing: %s",
-        path, config.encoder_layers, config.encoder_embed_dim, len(mapped) - len(result.unexpected_keys),
+        source, config.encoder_layers, config.encoder_embed_dim, len(mapped) - len(result.unexpected_keys),
         _summary(unused), _summary(missing),
     )
     if strict and missing:
-        raise KeyError(f"{path}: weights missing for {missing}")
-    encoder.set_frozen(frozen)  # loading replaced parameters' values, not their flags; re-assert anyway
-    return encoder
+        raise KeyError(f"{source}: weights missing for {missing}")
+
+
+def load_avhubert(
+    path: str | Path, *, frozen: bool = True, strict: bool = True, **config_overrides
+) -> AVHubertVideoEncoder:
+    """An ``AVHubertVideoEncoder`` with the weights of a public AV-HuBERT checkpoint (pre-trained or
+    fine-tuned), read without fairseq: ``AVHubertVideoEncoder(path=path, ...)``. ``encoder.load_report``
+    lists the missing and unused keys (public names). ``config_overrides`` set non-shape options (e.g. dropout)."""
+    return AVHubertVideoEncoder(config_overrides or None, path=path, frozen=frozen, strict=strict)

@@ -4,12 +4,18 @@ A frozen encoder has no trainable parameters, stays in eval mode when its parent
 (no dropout, no layer drop, fixed batch-norm statistics) and runs without building an autograd graph.
 
 An encoder built from keyword arguments keeps them in ``config``; ``save_pretrained(dir)`` writes them with
-the weights (``config.json`` + ``model.safetensors``, Hugging Face's layout) and ``from_pretrained(dir)``
-rebuilds it, frozen by default: how the mini recipe's pretrained stand-in encoders reach the AVSR model.
+the weights (``config.json`` + ``model.safetensors``, Hugging Face's layout) and the constructor's ``path=dir``
+(:func:`loads_saved`; ``from_pretrained(dir)`` says the same) rebuilds it, frozen by default: how the mini
+recipe's pretrained stand-in encoders reach the AVSR model.
+
+Every encoder takes its pretrained weights through its own constructor (``path=``), so that a config's
+``<modality>_encoder_conf`` is exactly the class's keyword arguments (ESPnet's ``ClassChoices``,
+:mod:`mome.espnet.choices`).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from pathlib import Path
 
@@ -84,20 +90,51 @@ class Encoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, frozen: bool = True, **overrides) -> "Encoder":
-        """The encoder that :meth:`save_pretrained` wrote to ``path``; ``overrides`` replace saved keyword
-        arguments that do not change the weights' shapes (``dropout``)."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
-            raise FileNotFoundError(f"{path}: not a saved encoder (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        config = json.loads((path / CONFIG_NAME).read_text())
-        kind = config.pop("encoder", None)
-        if kind != cls.__name__:
-            raise ValueError(f"{path} holds a {kind}, not a {cls.__name__}")
-        encoder = cls(**{**config, **overrides})
-        encoder.load_state_dict(load_file(str(path / WEIGHTS_NAME)))
-        return encoder.set_frozen(frozen)
+        """The encoder whose weights are at ``path``: ``cls(path=path, frozen=frozen, **overrides)`` (each class
+        says what ``path`` holds; :meth:`save_pretrained`'s layout for those built with :func:`loads_saved`)."""
+        return cls(path=path, frozen=frozen, **overrides)
 
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+
+
+def read_saved_config(path: str | Path, cls: type) -> dict:
+    """The keyword arguments that :meth:`Encoder.save_pretrained` wrote to ``path`` for a ``cls``."""
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"{path}: not a saved encoder (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    config = json.loads((path / CONFIG_NAME).read_text())
+    kind = config.pop("encoder", None)
+    if kind != cls.__name__:
+        raise ValueError(f"{path} holds a {kind}, not a {cls.__name__}")
+    return config
+
+
+def loads_saved(init):
+    """Decorator of the ``__init__`` of an encoder that keeps its keyword arguments in ``config`` and declares
+    ``frozen: bool | None = None`` and ``path: str | None = None`` (so that ESPnet's ``--print_config`` lists
+    them).
+
+    Without ``path`` the encoder is built from the given arguments, trainable unless ``frozen=True``. With
+    ``path`` (a directory :meth:`Encoder.save_pretrained` wrote) it is built from the saved arguments, those
+    given here on top (options that keep the weights' shapes, such as ``dropout``), gets the saved weights
+    and is frozen unless ``frozen=False``. The decorated ``__init__`` never sees a path.
+    """
+
+    @functools.wraps(init)
+    def wrapper(self, *args, path: str | Path | None = None, frozen: bool | None = None, **kwargs):
+        if path is None:
+            init(self, *args, frozen=bool(frozen), **kwargs)
+            return
+        from safetensors.torch import load_file
+
+        if args:
+            raise TypeError(f"{type(self).__name__}(path=...): give the other arguments by name")
+        init(self, **{**read_saved_config(path, type(self)), **kwargs}, frozen=False)
+        try:
+            self.load_state_dict(load_file(str(Path(path) / WEIGHTS_NAME)))
+        except RuntimeError as e:
+            raise ValueError(f"{path}: the saved weights do not fit the saved config with {kwargs} on top: {e}") from None
+        self.set_frozen(True if frozen is None else frozen)
+
+    return wrapper

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from mome.models.encoders.base import Encoder, check_lengths, valid_mask
+from mome.models.encoders.base import Encoder, check_lengths, loads_saved, valid_mask
 from mome.models.encoders.logmel import WhisperLogMel
 
 
@@ -49,8 +49,12 @@ class SmallTransformer(nn.Module):
 
 
 class SmallAudioEncoder(Encoder):
-    """forward(waveform (B, S) at 16 kHz, lengths in samples) -> ((B, T', dim), (B,)); 100/stride tokens/s."""
+    """forward(waveform (B, S) at 16 kHz, lengths in samples) -> ((B, T', dim), (B,)); 100/stride tokens/s.
 
+    ``path``: a directory :meth:`save_pretrained` wrote (sizes and weights from there, frozen by default;
+    see :func:`~mome.models.encoders.base.loads_saved`)."""
+
+    @loads_saved
     def __init__(
         self,
         dim: int = 144,
@@ -60,7 +64,8 @@ class SmallAudioEncoder(Encoder):
         n_mels: int = 80,
         stride: int = 2,
         dropout: float = 0.1,
-        frozen: bool = False,
+        frozen: bool | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__()
         if stride not in (2, 4):
@@ -93,10 +98,13 @@ class SmallAudioEncoder(Encoder):
 
 
 class SmallVideoEncoder(Encoder):
-    """forward(frames (B, T, H, W) normalised mouth ROI, lengths in frames) -> ((B, T, dim), lengths); 25 tokens/s."""
+    """forward(frames (B, T, H, W) normalised mouth ROI, lengths in frames) -> ((B, T, dim), lengths); 25 tokens/s.
+
+    ``path``: a directory :meth:`save_pretrained` wrote (as :class:`SmallAudioEncoder`)."""
 
     frame_rate = 25
 
+    @loads_saved
     def __init__(
         self,
         dim: int = 144,
@@ -107,7 +115,8 @@ class SmallVideoEncoder(Encoder):
         dropout: float = 0.1,
         input_pool: int = 1,
         stem_frames: int = 5,
-        frozen: bool = False,
+        frozen: bool | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__()
         if input_pool < 1 or stem_frames < 1 or stem_frames % 2 == 0:

@@ -70,6 +70,39 @@ def encoder_state_dict(state: dict[str, torch.Tensor], source: str = "") -> dict
     raise KeyError(f"{source}: no Whisper encoder weights (looked for {[p + 'conv1.weight' for p in _PREFIXES]})")
 
 
+def _random_encoder(config) -> nn.Module:
+    """A randomly initialised ``WhisperEncoder`` from a ``WhisperConfig``, a dict of its fields or a JSON file of them."""
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    if isinstance(config, (str, Path)):
+        if not Path(config).is_file():
+            raise FileNotFoundError(f"Whisper config {config}: no such JSON file")
+        config = json.loads(Path(config).read_text())
+    if isinstance(config, dict):
+        config = WhisperConfig(**config)
+    return WhisperEncoder(config)
+
+
+def _load_encoder(path: Path) -> nn.Module:
+    """The ``WhisperEncoder`` of a local save_pretrained directory, in float32."""
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"Whisper model directory not found: {path}")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"Whisper directory {path}: no config.json (save_pretrained layout expected)")
+    config = WhisperConfig.from_pretrained(str(path))
+    state = encoder_state_dict(_read_state_dict(path), source=str(path))
+    with torch.device("meta"):  # no random init of weights that are about to be replaced
+        encoder = WhisperEncoder(config)
+    encoder.load_state_dict(state, strict=True, assign=True)
+    encoder.to(torch.float32)
+    logger.info("Whisper encoder from %s: %d layers, d_model %d", path, config.encoder_layers, config.d_model)
+    return encoder
+
+
 class WhisperAudioEncoder(Encoder):
     """Whisper encoder on the real length of the audio.
 
@@ -81,25 +114,24 @@ class WhisperAudioEncoder(Encoder):
 
     def __init__(
         self,
-        config=None,
+        config: dict | str | None = None,
         *,
-        encoder: nn.Module | None = None,
+        path: str | None = None,
         frozen: bool = True,
         mask_padding: bool = True,
         pad_to_full: bool = False,
     ) -> None:
+        """Exactly one of ``path`` (a local save_pretrained directory of a WhisperForConditionalGeneration,
+        WhisperModel or WhisperEncoder: pretrained weights, only the encoder's read into memory) or ``config``
+        (``WhisperConfig`` fields as a dict, a JSON file of them, or a ``WhisperConfig``: random weights)."""
         super().__init__()
-        from transformers import WhisperConfig
-        from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-        if encoder is None:
-            if config is None:
-                raise ValueError("WhisperAudioEncoder needs a WhisperConfig or a WhisperEncoder")
-            if isinstance(config, dict):
-                config = WhisperConfig(**config)
-            encoder = WhisperEncoder(config)
-        self.encoder = encoder
-        self.config = encoder.config
+        if (path is None) == (config is None):
+            raise ValueError(
+                "WhisperAudioEncoder needs exactly one of path= (a save_pretrained directory: pretrained weights) "
+                "or config= (WhisperConfig fields: random weights)"
+            )
+        self.encoder = _load_encoder(Path(path)) if path is not None else _random_encoder(config)
+        self.config = self.encoder.config
         self.log_mel = WhisperLogMel(self.config.num_mel_bins)
         self.output_size = self.config.d_model
         self.max_frames = 2 * self.config.max_source_positions
@@ -108,31 +140,10 @@ class WhisperAudioEncoder(Encoder):
         self.set_frozen(frozen)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        *,
-        frozen: bool = True,
-        mask_padding: bool = True,
-        pad_to_full: bool = False,
-        dtype: torch.dtype | None = None,
-    ) -> "WhisperAudioEncoder":
-        """Load the encoder from a local save_pretrained directory of a WhisperForConditionalGeneration,
-        WhisperModel or WhisperEncoder (only the encoder's weights are read into memory)."""
-        from transformers import WhisperConfig
-        from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-        path = Path(path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"Whisper directory {path}: no config.json (save_pretrained layout expected)")
-        config = WhisperConfig.from_pretrained(str(path))
-        state = encoder_state_dict(_read_state_dict(path), source=str(path))
-        with torch.device("meta"):  # no random init of weights that are about to be replaced
-            encoder = WhisperEncoder(config)
-        encoder.load_state_dict(state, strict=True, assign=True)
-        encoder.to(dtype or torch.float32)
-        logger.info("Whisper encoder from %s: %d layers, d_model %d", path, config.encoder_layers, config.d_model)
-        return cls(encoder=encoder, frozen=frozen, mask_padding=mask_padding, pad_to_full=pad_to_full)
+    def from_pretrained(cls, path: str | Path, *, dtype: torch.dtype | None = None, **kwargs) -> "WhisperAudioEncoder":
+        """``WhisperAudioEncoder(path=path, **kwargs)``, its weights cast to ``dtype`` when given."""
+        encoder = cls(path=path, **kwargs)
+        return encoder if dtype is None else encoder.to(dtype)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.grad_context():
