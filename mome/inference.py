@@ -176,6 +176,11 @@ def mouth_roi(video_path: str | Path, landmarks=None) -> np.ndarray:
             landmarks = detect_landmarks(video_path)
         except ValueError as e:
             raise ValueError(f"{e} ({width}x{height} frames are not a mouth ROI)") from None
+        if np.isnan(landmarks).all():
+            raise ValueError(
+                f"{video_path}: the face mesh found no face in any of its {len(landmarks)} frames ({width}x{height} "
+                "frames are not a mouth ROI); give --landmarks (landmarks= in AVSR2Text.transcribe_file)"
+            )
     points = read_landmarks(landmarks) if isinstance(landmarks, (str, Path)) else np.asarray(landmarks, np.float32)
     points = match_landmarks(points, video.decoded, str(landmarks if isinstance(landmarks, (str, Path)) else video_path))
     return crop_mouths(video.frames, prepare_landmarks(points)[video.source_index])
@@ -431,7 +436,7 @@ class AVSR2Text:
         for modality, rate in zip(("audio", "video"), pair):
             if rate is None:
                 continue
-            _, lengths = self.model.avsr.compressors[modality](*features[modality], rate)
+            _, lengths = self.model.avsr.compressor(*features[modality], modality, rate)
             total = lengths + MARKER_TOKENS[modality] if total is None else total + lengths + MARKER_TOKENS[modality]
         return [int(n) + instruction + (llm.bos_id is not None) for n in total]
 
