@@ -34,13 +34,14 @@ from mome.progress import progress
 from mome.data.kaldi import PER_RECORDING, PER_UTT, SKIPPED, append_skipped, rewrite_data_dir, write_data_dir
 from mome.data.lrs import LRSFormatError, cut_at_word_boundaries, read_lrs_txt
 from mome.data.media import MediaError, probe
+from mome.errors import MomeError
 from mome.text import normalize_text
 
 SETS = ("train", "val", "test")
 MAX_AV_MISMATCH = 0.5  # seconds the video may be shorter than its audio before the clip is unusable
 
 
-class PrepareError(RuntimeError):
+class PrepareError(MomeError, RuntimeError):
     """The corpus cannot be prepared at all (missing folder or list); the message names the path."""
 
 

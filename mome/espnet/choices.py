@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from mome.errors import MomeError
+
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(MomeError, ValueError):
     """A config option with a value we cannot use; the message names the option."""
 
 

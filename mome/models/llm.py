@@ -30,6 +30,7 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from mome.errors import MomeError
 from mome.text import normalize_text
 
 IGNORE_INDEX = -100
@@ -45,7 +46,7 @@ TOKEN_TYPES = ("other", "audio", "video", "instruction", "text")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
-class LLMError(ValueError):
+class LLMError(MomeError, ValueError):
     """An LLM directory or config that cannot serve as the frozen decoder."""
 
 

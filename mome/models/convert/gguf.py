@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from mome.errors import MomeError
+
 logger = logging.getLogger(__name__)
 
 
-class GGUFConversionError(ValueError):
+class GGUFConversionError(MomeError, ValueError):
     """A GGUF file that does not give a usable causal LM directory."""
 
 
