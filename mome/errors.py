@@ -13,3 +13,7 @@ from __future__ import annotations
 
 class MomeError(Exception):
     """An error for the user of the project: its message says what is wrong (the file, the option) and what to do."""
+
+
+class MissingPackageError(MomeError, ImportError):
+    """An optional package a feature needs is not installed; the message says how to install it."""
