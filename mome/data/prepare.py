@@ -289,7 +289,7 @@ def _val_from_list(trainval: list[Clip], path: Path) -> set[Clip]:
 def choose_val(trainval: list[Clip], count: int, seed: int) -> set[Clip]:
     """``count`` trainval clips drawn with ``random.Random(seed)``: the same list on every run."""
     if count > len(trainval):
-        print(f"warning: --val-count {count} > {len(trainval)} trainval clips; all of them go to val", flush=True)
+        print(f"warning: --val_count {count} > {len(trainval)} trainval clips; all of them go to val", flush=True)
     return set(random.Random(seed).sample(sorted(trainval, key=lambda c: c.utt), min(count, len(trainval))))
 
 
