@@ -69,7 +69,7 @@ def test_encoding_once_for_all_pairs_equals_the_models_own_decode(trained):
     features = model.avsr.encode(**batch)
     for pair in PAIRS:
         ours = [r.text for r in avsr.decode_batch(batch, [pair])[pair]]
-        assert ours == [clean_hypothesis(h) for h in model.avsr.decode(rates=pair, beam=3, max_new_tokens=5, **batch)]
+        assert ours == [clean_hypothesis(h) for h in model.avsr.decode(rates=pair, beam_size=3, max_new_tokens=5, **batch)]
         assert ours == [clean_hypothesis(h) for h in model.avsr.decode_from_features(features, pair, 3, 5)]
 
 
