@@ -105,7 +105,7 @@ def test_decode_every_pair_and_zero_init_equivalence():
     for pair in model.rate_pairs:
         with_mome[pair] = model.decode(x["audio"], x["video"], rates=pair, **kwargs)
         assert len(with_mome[pair]) == 2 and all(isinstance(t, str) for t in with_mome[pair])
-        assert len(model.decode(x["audio"], x["video"], rates=pair, beam=3, **kwargs)) == 2
+        assert len(model.decode(x["audio"], x["video"], rates=pair, beam_size=3, **kwargs)) == 2
     assert len({tuple(v) for v in with_mome.values()}) > 1  # the rate pair matters
     with torch.no_grad():
         logits = model.llm(model.prompt(model.encode(**x), (2, 1), model.llm.tokenize(TEXTS))).logits

@@ -195,5 +195,7 @@ def test_convert_command_errors_leave_no_directory(tmp_path, capsys):
     assert "missing.gguf does not exist" in capsys.readouterr().err
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "config.json").write_text("{}")
-    assert main(["gguf", str(tmp_path / "missing.gguf"), str(tmp_path / "full")]) == 2
+    with pytest.raises(SystemExit) as exit_:  # a usage error: argparse's status 2
+        main(["gguf", str(tmp_path / "missing.gguf"), str(tmp_path / "full")])
+    assert exit_.value.code == 2
     assert "exists and is not empty (--overwrite" in capsys.readouterr().err

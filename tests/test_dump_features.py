@@ -42,7 +42,7 @@ def dumped(tmp_path_factory):
     online = frozen_config(root / "online.yaml", root, train / "text", pretrained)
     offline = frozen_config(root / "offline.yaml", root, train / "text", pretrained, model_conf={"precomputed_features": True})
     for data in (train, valid):
-        argv = ["--config", str(offline), "--data_dir", str(data), "--out", str(root / "dump" / data.name), "--batch_size", "3"]
+        argv = ["--config", str(offline), "--data_dir", str(data), "--output_dir", str(root / "dump" / data.name), "--batch_size", "3"]
         assert dump_features.main(argv) == 0
     return root, train, valid, online, offline
 
@@ -133,10 +133,10 @@ def test_one_step_from_features_equals_one_step_encoding_online(dumped):
 def test_trainable_encoders_and_missing_features_are_refused(dumped, tmp_path, capsys):
     root, train, valid, _, offline = dumped
     trainable = write_config(tmp_path / "trainable.yaml", root / "tokenizer", train / "text")  # small encoders train
-    assert dump_features.main(["--config", str(trainable), "--data_dir", str(train), "--out", str(tmp_path / "f")]) == 1
+    assert dump_features.main(["--config", str(trainable), "--data_dir", str(train), "--output_dir", str(tmp_path / "f")]) == 1
     assert "the audio encoder is trainable (frozen: false)" in capsys.readouterr().err
     random = write_config(tmp_path / "random.yaml", root / "tokenizer", train / "text", video_encoder_conf={"frozen": True})
-    assert dump_features.main(["--config", str(random), "--data_dir", str(train), "--out", str(tmp_path / "f"), "--modalities", "video"]) == 1
+    assert dump_features.main(["--config", str(random), "--data_dir", str(train), "--output_dir", str(tmp_path / "f"), "--modalities", "video"]) == 1
     assert "the video encoder has random weights (no path=)" in capsys.readouterr().err
     bad = write_config(tmp_path / "bad.yaml", root / "tokenizer", train / "text", model_conf={"precomputed_features": ["video"]})
     with pytest.raises(ConfigError, match="precomputed_features: video_encoder_conf: the video encoder is trainable"):

@@ -43,7 +43,7 @@ def root(corpus, tmp_path):
 
 def test_three_utterances_end_to_end(root, capsys):
     data, dump = root / "data" / "test", root / "dump" / "test"
-    assert extract_main(["--data", str(data), "--dump", str(dump)]) == 0
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(dump)]) == 0
     assert "extracted 3, skipped 0" in capsys.readouterr().err
     wavs, rois = read_table(data / "wav.scp"), read_table(data / "roi.scp")
     assert list(wavs) == list(rois) == UTTS == list(read_table(data / "text"))
@@ -65,7 +65,7 @@ def test_three_utterances_end_to_end(root, capsys):
 def test_bad_inputs_are_skipped_with_reasons(tmp_path, capsys):
     clips = GOOD[:1] + [clip for clip, _ in BAD]
     data = make_data_dir(tmp_path, clips)
-    assert extract_main(["--data", str(data), "--dump", str(tmp_path / "dump")]) == 0
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(tmp_path / "dump")]) == 0
     err = capsys.readouterr().err
     assert ("extracted 1, skipped 5 (corrupt-video: 1, no-audio: 1, no-landmarks: 1, no-landmarks-file: 1, "
             "video-shorter-than-audio: 1)") in err
@@ -101,11 +101,11 @@ def test_resume_keeps_finished_work(root):
 
 def test_shards_then_merge(root, capsys):
     data, dump = root / "data" / "test", root / "dump" / "test"
-    assert extract_main(["--data", str(data), "--dump", str(dump), "--job", "2", "--njobs", "2"]) == 0
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(dump), "--job", "2", "--njobs", "2"]) == 0
     assert not roi_path(dump, "spkA_00001").exists() and roi_path(dump, "spkA_00002_01").exists()
-    assert extract_main(["--data", str(data), "--dump", str(dump), "--job", "1", "--njobs", "2"]) == 0
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(dump), "--job", "1", "--njobs", "2"]) == 0
     assert not (data / "wav.scp").exists()
-    assert extract_main(["--data", str(data), "--dump", str(dump), "--merge"]) == 0
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(dump), "--merge"]) == 0
     assert list(read_table(data / "roi.scp")) == UTTS
     assert "extracted 3, skipped 0" in capsys.readouterr().err
 
@@ -115,7 +115,7 @@ def test_a_corpus_without_landmarks_is_an_error(root, capsys):
     (data / "landmarks.scp").unlink()
     with pytest.raises(ExtractError, match="landmarks.scp missing"):
         run_job(data, root / "dump")
-    assert extract_main(["--data", str(data), "--dump", str(root / "dump")]) == 1
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(root / "dump")]) == 1
     assert "landmarks.scp missing" in capsys.readouterr().err
 
 

@@ -180,11 +180,11 @@ def test_missing_environment_names_the_command(monkeypatch, tmp_path, capsys):
     # stage 2 without landmark files: the error names the option's need and the command
     data = make_data_dir(tmp_path, [Clip("00001", frames=5)])
     (data / "landmarks.scp").unlink()
-    assert extract_main(["--data", str(data), "--dump", str(tmp_path / "dump"), "--landmarks", "detect"]) == 1
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(tmp_path / "dump"), "--landmarks", "detect"]) == 1
     err = capsys.readouterr().err
     assert "--landmarks detect" in err and INSTALL_COMMAND in err
     # and without --landmarks detect, the error says that the option exists
-    assert extract_main(["--data", str(data), "--dump", str(tmp_path / "dump")]) == 1
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(tmp_path / "dump")]) == 1
     assert "--landmarks detect" in capsys.readouterr().err
 
 
@@ -288,7 +288,7 @@ def test_stage_2_detects_landmarks_for_a_corpus_without_them(fm, astronaut, tmp_
         "segments": {"spkA_00001": f"spkA_00001 0.00 {frames / 25:.2f}"}, "video.scp": {"spkA_00001": str(video)},
     })
     data, dump = tmp_path / "data" / "test", tmp_path / "dump" / "test"
-    assert extract_main(["--data", str(data), "--dump", str(dump), "--landmarks", "detect"]) == 0
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(dump), "--landmarks", "detect"]) == 0
     err = capsys.readouterr().err
     assert "extracted 1, skipped 0" in err and "landmarks detected for 1 recordings" in err
     marks = kaldi.read_table(data / "landmarks.scp")
@@ -302,7 +302,7 @@ def test_stage_2_detects_landmarks_for_a_corpus_without_them(fm, astronaut, tmp_
     np.testing.assert_allclose(detect_landmarks(video, fm), points, atol=1e-4)
     # a rerun (ROIs removed) uses the landmark file of the first run
     shutil.rmtree(dump / "roi")
-    assert extract_main(["--data", str(data), "--dump", str(dump), "--landmarks", "detect"]) == 0
+    assert extract_main(["--data_dir", str(data), "--dump_dir", str(dump), "--landmarks", "detect"]) == 0
     err = capsys.readouterr().err
     assert "extracted 1, skipped 0" in err and "landmarks detected" not in err
 

@@ -61,7 +61,7 @@ def lrs3_corpus(root: Path, clips: dict[str, tuple[Path, str, Path | None]]) -> 
 def stage_1_2(tmp_path: Path, clips) -> Path:
     corpus, marks = lrs3_corpus(tmp_path, clips)
     prepare_lrs3(corpus, tmp_path / "data", landmarks=marks, val_count=0)
-    assert extract_cli.main(["--data", str(tmp_path / "data" / "test"), "--dump", str(tmp_path / "dump" / "test")]) == 0
+    assert extract_cli.main(["--data_dir", str(tmp_path / "data" / "test"), "--dump_dir", str(tmp_path / "dump" / "test")]) == 0
     return tmp_path / "data" / "test"
 
 
@@ -262,7 +262,7 @@ def test_a_silent_track_gets_no_noisy_copy_and_every_other_utterance_does(tmp_pa
     assert len(read_table(data / "wav.scp")) == 3  # the clean set keeps it (video is still there)
     babble = tmp_path / "babble.wav"
     sf.write(babble, 0.3 * tone(3.0, seed=9), SR, subtype="PCM_16")
-    argv = ["--data", str(data), "--noise", str(babble), "--snrs", "-5,0", "--dump", str(tmp_path / "dump")]
+    argv = ["--data_dir", str(data), "--noise", str(babble), "--snrs", "-5,0", "--dump_dir", str(tmp_path / "dump")]
     assert make_noisy.main(argv) == 0
     for snr in (-5, 0):
         noisy = tmp_path / "data" / f"test_babble_snr{snr}"
@@ -342,7 +342,7 @@ def test_stage_2_reads_every_layout_and_skips_the_rest_with_reasons(tmp_path, ca
     # mome-transcribe reads the same layouts, and names a bad file
     np.testing.assert_array_equal(transcribe.mouth_roi(str(video), str(FIELD / "landmark_formats" / "topdict.pkl")),
                                   rois["spkTTTT"])
-    assert transcribe.main([str(video), "--model", str(tmp_path), "--rates", "4,2", "--landmarks", str(dicts)]) == 1
+    assert transcribe.main([str(video), "--model_dir", str(tmp_path), "--rates", "4,2", "--landmarks", str(dicts)]) == 1
 
 
 # -------------------------------------------------------------------- 6. longer than the audio window

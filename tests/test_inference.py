@@ -69,7 +69,7 @@ def test_encoding_once_for_all_pairs_equals_the_models_own_decode(trained):
     features = model.avsr.encode(**batch)
     for pair in PAIRS:
         ours = [r.text for r in avsr.decode_batch(batch, [pair])[pair]]
-        assert ours == [clean_hypothesis(h) for h in model.avsr.decode(rates=pair, beam=3, max_new_tokens=5, **batch)]
+        assert ours == [clean_hypothesis(h) for h in model.avsr.decode(rates=pair, beam_size=3, max_new_tokens=5, **batch)]
         assert ours == [clean_hypothesis(h) for h in model.avsr.decode_from_features(features, pair, 3, 5)]
 
 
@@ -116,16 +116,16 @@ def test_transcribe_a_file_with_and_without_landmarks(trained, tmp_path, capsys)
     speech = (0.3 * np.sin(np.arange(16000) / 7)).astype(np.float32)
     roi_video = tmp_path / "roi.mp4"
     write_mp4(roi_video, rng.integers(0, 256, (25, 96, 96), dtype=np.uint8), audio=speech)
-    assert transcribe.main([str(roi_video), "--model", str(exp), "--rates", "16,5", "--beam_size", "2", "--max_new_tokens", "4"]) == 0
+    assert transcribe.main([str(roi_video), "--model_dir", str(exp), "--rates", "16,5", "--beam_size", "2", "--max_new_tokens", "4"]) == 0
     expected = AVSR2Text.from_pretrained(exp, beam_size=2, max_new_tokens=4).transcribe_file(roi_video, rates=(16, 5)).text
     assert capsys.readouterr().out == expected + "\n"
 
     face_video = tmp_path / "face.mp4"
     write_mp4(face_video, rng.integers(0, 256, (25, 224, 224), dtype=np.uint8), audio=speech)
-    assert transcribe.main([str(face_video), "--model", str(exp), "--rates", "4,2"]) == 1
+    assert transcribe.main([str(face_video), "--model_dir", str(exp), "--rates", "4,2"]) == 1
     err = capsys.readouterr().err  # no face in noise: the face mesh finds none (or is not installed)
     assert "face.mp4" in err and "are not a mouth ROI" in err and "give --landmarks" in err
     landmarks = tmp_path / "face.pkl"
     write_landmarks(landmarks, np.repeat((MEAN_FACE * 224 / 256)[None], 25, axis=0).astype(np.float32))
-    assert transcribe.main([str(face_video), "--model", str(exp), "--rates", "4,2", "--landmarks", str(landmarks),
+    assert transcribe.main([str(face_video), "--model_dir", str(exp), "--rates", "4,2", "--landmarks", str(landmarks),
                             "--beam_size", "1", "--max_new_tokens", "3"]) == 0

@@ -107,13 +107,13 @@ def test_ragged_batch_matches_single_rows():
 def test_greedy_and_beam_generation_lengths():
     llm = tiny_llm(initializer_range=0.3)
     batch = llm.build_prompt(sections(llm), None, "left")
-    greedy = llm.generate(batch, num_beams=1, max_new_tokens=3)
-    beam = llm.generate(batch, num_beams=4, max_new_tokens=3)
+    greedy = llm.generate(batch, beam_size=1, max_new_tokens=3)
+    beam = llm.generate(batch, beam_size=4, max_new_tokens=3)
     assert len(greedy) == len(beam) == 2 and all(isinstance(t, str) for t in greedy + beam)
-    ids = llm.generate_ids(batch, num_beams=1, max_new_tokens=3) + llm.generate_ids(batch, num_beams=4, max_new_tokens=3)
+    ids = llm.generate_ids(batch, beam_size=1, max_new_tokens=3) + llm.generate_ids(batch, beam_size=4, max_new_tokens=3)
     assert all(len(row) <= 3 and llm.eos_id not in row.tolist() for row in ids)
     assert [llm.detokenize(row) for row in ids] == greedy + beam
-    assert llm.generate(batch, num_beams=4, max_new_tokens=3) == beam  # deterministic: never samples
+    assert llm.generate(batch, beam_size=4, max_new_tokens=3) == beam  # deterministic: never samples
 
 
 def test_load_from_directory_and_errors(tmp_path):

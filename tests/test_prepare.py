@@ -54,8 +54,8 @@ def table(d: Path, name: str) -> dict[str, str]:
 def test_lrs3_sets(lrs3, tmp_path, capsys):
     root, lm = lrs3
     out = tmp_path / "data"
-    assert prepare_main(["--corpus", "lrs3", "--root", str(root), "--out", str(out), "--landmarks", str(lm),
-                         "--max-seconds", "1.0", "--val-count", "2", "--seed", "3"]) == 0  # fmt: skip
+    assert prepare_main(["--corpus", "lrs3", "--root", str(root), "--output_dir", str(out), "--landmarks", str(lm),
+                         "--max_seconds", "1.0", "--val_count", "2", "--seed", "3"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     for name in ("train", "val", "test"):
         validate_data_dir(out / name)
@@ -133,7 +133,7 @@ def test_rerun_replaces_old_files(lrs3, tmp_path):
 
 def test_missing_corpus_fails_with_its_name(tmp_path, capsys):
     missing = tmp_path / "no_such_lrs3"
-    assert prepare_main(["--corpus", "lrs3", "--root", str(missing), "--out", str(tmp_path / "d")]) == 1
+    assert prepare_main(["--corpus", "lrs3", "--root", str(missing), "--output_dir", str(tmp_path / "d")]) == 1
     assert str(missing) in capsys.readouterr().err
     with pytest.raises(PrepareError, match="no_such_lrs2"):
         prepare_lrs2(tmp_path / "no_such_lrs2", tmp_path / "d")

@@ -87,7 +87,7 @@ def test_frozen_llm_takes_smollm2_as_it_is(llm):
 def test_our_generation_equals_transformers_generate(llm, num_beams):
     rows = [chat_ids(llm, q) for q in QUESTIONS]
     assert len(rows[0]) != len(rows[1])  # the batch really is padded
-    ours = llm.generate_ids(left_padded(llm, rows), num_beams=num_beams, max_new_tokens=16)
+    ours = llm.generate_ids(left_padded(llm, rows), beam_size=num_beams, max_new_tokens=16)
     for row, got in zip(rows, ours):
         ids = torch.tensor([row])
         with torch.no_grad():

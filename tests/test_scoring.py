@@ -360,7 +360,7 @@ def test_results_md_from_fake_exp_tree(tmp_path: Path) -> None:
     assert "- date: `today`" in md
 
     out = tmp_path / "RESULTS.md"
-    proc = subprocess.run([sys.executable, "-m", "mome.bin.make_results", str(exp), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "mome.bin.make_results", str(exp), "--output", str(out)],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()

@@ -16,6 +16,9 @@ import re
 import sys
 from pathlib import Path
 
+from mome.bin._cli import entry_point
+
+PROG = "python -m mome.bin.analyse"
 SECTION = "## Analysis"
 
 
@@ -28,8 +31,9 @@ def replace_section(path: Path, lines: list[str]) -> None:
     tmp.replace(path)
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mome.bin.analyse", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--model_dirs", nargs="+", required=True, help="training output directories (decoded and scored)")
     p.add_argument("--data_dir", required=True, help="the clean test set (utt2dur, text, wav.scp / roi.scp)")
     p.add_argument("--output_dir", required=True, help="where the PNGs go")
@@ -44,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dirs = [Path(d) for d in a.model_dirs]
     for path in [data_dir, *model_dirs]:
         if not path.is_dir():
-            print(f"analyse: error: {path} is not a directory", file=sys.stderr)
-            return 1
+            raise NotADirectoryError(f"{path} is not a directory")
     lines = [SECTION, ""]
     points = compute_points(model_dirs, data_dir)
     if points:

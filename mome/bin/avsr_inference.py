@@ -19,11 +19,15 @@ import logging
 import sys
 from pathlib import Path
 
+from mome.bin._cli import entry_point
+
+PROG = "python -m mome.bin.avsr_inference"
+
 
 def get_parser() -> argparse.ArgumentParser:
     from espnet2.utils.config_argparse import ArgumentParser
 
-    p = ArgumentParser(prog="python -m mome.bin.avsr_inference", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--model_dir", help="training output directory (holds config.yaml and checkpoints)")
     p.add_argument("--checkpoint", default=None, help="checkpoint file, absolute or inside --model_dir (default: valid.loss.ave.pth)")
     p.add_argument("--data_dir", nargs="+", help="data directories with wav.scp and/or roi.scp")
@@ -39,6 +43,7 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
     a = get_parser().parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
@@ -46,31 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     from mome.inference import AVSR2Text, format_pair, parse_rates
 
     if a.model_dir is None or a.data_dir is None:
-        print("avsr_inference: error: --model_dir and --data_dir are required", file=sys.stderr)
-        return 2
-    try:
-        pairs = None if a.rates is None else [parse_rates(r if isinstance(r, str) else ",".join(map(str, r))) for r in a.rates]
-        data_dirs = [a.data_dir] if isinstance(a.data_dir, str) else list(a.data_dir)
-        if a.output_dir is not None and (pairs is None or len(pairs) > 1 or len(data_dirs) > 1):
-            raise ValueError("--output_dir names one directory: give one --data_dir and one --rates pair with it (or leave it out)")
-        if a.beam_size < 1 or a.max_new_tokens < 1 or a.batch_size < 1:
-            raise ValueError("--beam_size, --max_new_tokens and --batch_size must be positive")
-        for data_dir in data_dirs:
-            if not Path(data_dir).is_dir():
-                raise FileNotFoundError(f"data directory {data_dir} does not exist")
-        avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint, a.dtype)
-        pairs = avsr.trained_pairs if pairs is None else [avsr.check_pair(p) for p in pairs]
-        for data_dir in data_dirs:
-            hyps = decode_data_dir(avsr, data_dir, pairs, a.batch_size, a.num_workers)
-            for pair in pairs:
-                out_dir = Path(a.output_dir) if a.output_dir else Path(a.model_dir) / decode_dir_name(data_dir, pair)
-                path = write_text(out_dir / "text", hyps[pair], hyps.skipped)
-                write_confidence(out_dir / "confidence", hyps.results[pair])
-                logging.info("%s at rates %s: %d hypotheses -> %s%s", data_dir, format_pair(pair), len(hyps[pair]), path,
-                             f" ({len(hyps.skipped)} utterances skipped: {path.parent / 'skipped.txt'})" if hyps.skipped else "")
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"avsr_inference: error: {e}", file=sys.stderr)
-        return 1
+        get_parser().error("--model_dir and --data_dir are required (on the command line or in --config)")
+    pairs = None if a.rates is None else [parse_rates(r if isinstance(r, str) else ",".join(map(str, r))) for r in a.rates]
+    data_dirs = [a.data_dir] if isinstance(a.data_dir, str) else list(a.data_dir)
+    if a.output_dir is not None and (pairs is None or len(pairs) > 1 or len(data_dirs) > 1):
+        raise ValueError("--output_dir names one directory: give one --data_dir and one --rates pair with it (or leave it out)")
+    if a.beam_size < 1 or a.max_new_tokens < 1 or a.batch_size < 1:
+        raise ValueError("--beam_size, --max_new_tokens and --batch_size must be positive")
+    for data_dir in data_dirs:
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"data directory {data_dir} does not exist")
+    avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint, a.dtype)
+    pairs = avsr.trained_pairs if pairs is None else [avsr.check_pair(p) for p in pairs]
+    for data_dir in data_dirs:
+        hyps = decode_data_dir(avsr, data_dir, pairs, a.batch_size, a.num_workers)
+        for pair in pairs:
+            out_dir = Path(a.output_dir) if a.output_dir else Path(a.model_dir) / decode_dir_name(data_dir, pair)
+            path = write_text(out_dir / "text", hyps[pair], hyps.skipped)
+            write_confidence(out_dir / "confidence", hyps.results[pair])
+            logging.info("%s at rates %s: %d hypotheses -> %s%s", data_dir, format_pair(pair), len(hyps[pair]), path,
+                         f" ({len(hyps.skipped)} utterances skipped: {path.parent / 'skipped.txt'})" if hyps.skipped else "")
     return 0
 
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from mome.bin._cli import entry_point
 from mome.espnet.shapes import prepare_inputs
 from mome.espnet.task import AVSRTask, precomputed_modalities
 
+PROG = "python -m mome.bin.avsr_train"
 log = logging.getLogger(__name__)
 
 
@@ -50,10 +52,11 @@ def select_data(args) -> None:
         if entries and missing:
             hint = " (write them with python -m mome.bin.dump_features)" if any(m.endswith("_feats") for m in missing) else ""
             raise SystemExit(
-                f"avsr_train: error: the config needs the input(s) {missing} but no --{key} names them{hint}"
+                f"{PROG}: error: the config needs the input(s) {missing} but no --{key} names them{hint}"
             )
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> None:
     parser = AVSRTask.get_parser()
     args = parser.parse_args(argv)
@@ -64,4 +67,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

@@ -21,9 +21,13 @@ import logging
 import sys
 from pathlib import Path
 
+from mome.bin._cli import entry_point
+
+PROG = "python -m mome.bin.calibrate_cascade"
+
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mome.bin.calibrate_cascade", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--model_dir", required=True, help="training output directory or packed model")
     p.add_argument("--valid_dir", required=True, help="validation data directory (wav.scp / roi.scp, text)")
     p.add_argument("--test_dir", default=None, help="test data directory to report on (figure and table)")
@@ -115,77 +119,74 @@ def plot(fixed, points, threshold, out: Path, title: str, capped=()) -> Path:
     return out
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
     a = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     from mome import cascade
     from mome.inference import AVSR2Text, format_pair
 
-    try:
-        avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens)
-        avsr.model_dir = a.model_dir
-        ladder = cascade.default_ladder(avsr.trained_pairs) if a.ladder is None else [avsr.check_pair(p) for p in a.ladder]
-        out = Path(a.output_dir or Path(a.model_dir) / "cascade")
-        for d in (a.valid_dir, a.test_dir):
-            if d is not None and not Path(d).is_dir():
-                raise FileNotFoundError(f"data directory {d} does not exist")
-        valid = decode_set(avsr, Path(a.valid_dir), ladder, out / f"decodes_{Path(a.valid_dir).name}.json", a.batch_size)
-        threshold, valid_points = cascade.calibrate(as_decoded(valid, ladder), valid["refs"], ladder, a.max_cost_share)
-        finest_valid = cascade.fixed_point(as_decoded(valid, ladder), valid["refs"], ladder[-1])
-        chosen = next(p for p in valid_points if p.threshold == threshold)
-        path = cascade.save_calibration(
-            a.save_to or a.model_dir, ladder, threshold, calibrated_on=str(a.valid_dir), beam_size=a.beam_size,
-            max_cost_share=a.max_cost_share, valid_wer=round(chosen.wer, 2), valid_cost_share=round(chosen.mean_cost / finest_valid.mean_cost, 3),
-        )  # fmt: skip
-        logging.info("threshold %.2f (validation WER %.2f %% at %.0f %% of %s's cost) -> %s", threshold, chosen.wer,
-                     100 * chosen.mean_cost / finest_valid.mean_cost, format_pair(ladder[-1]), path)
-        if a.test_dir is None:
-            return 0
-        test_dir = Path(a.test_dir)
-        pairs = list(dict.fromkeys([*avsr.trained_pairs, *ladder]))
-        test = decode_set(avsr, test_dir, pairs, out / f"decodes_{test_dir.name}.json", a.batch_size)
-        decoded = as_decoded(test, pairs)
-        fixed = sorted((cascade.fixed_point(decoded, test["refs"], p) for p in pairs), key=lambda p: p.mean_cost)
-        grid = [p.threshold for p in valid_points]  # the thresholds calibration tried
-        points = [cascade.evaluate(decoded, test["refs"], ladder, t) for t in grid]
-        capped = [cascade.evaluate(decoded, test["refs"], ladder, t, "finest") for t in grid]
-        finest = next(p for p in fixed if p.pair == ladder[-1])
-        # the project's scoring (sclite when installed) on the fixed pairs and the calibrated cascade
-        checks = {format_pair(p.pair): sclite_wer(test, [d.text for d in decoded[p.pair]], out / "score" / f"ra{p.pair[0] or 0}_rv{p.pair[1] or 0}") for p in fixed}
-        kept = cascade.select(decoded, ladder, threshold)
-        checks["auto"] = sclite_wer(test, [decoded[pair][i].text for i, (pair, _, _) in enumerate(kept)], out / "score" / "auto")
-        mine = {format_pair(p.pair): p.wer for p in fixed} | {"auto": next(p.wer for p in points if p.threshold == threshold)}
-        for name, wer in checks.items():
-            if abs(wer - mine[name]) > 1e-6:
-                raise RuntimeError(f"{name}: WER {mine[name]:.4f} by the cascade's alignment, {wer:.4f} by mome.scoring")
-        title = f"{Path(a.model_dir).name} on {test_dir.name} ({len(test['utts'])} utterances, beam {a.beam_size}); ladder " + " -> ".join(format_pair(p) for p in ladder)
-        png = plot(fixed, points, threshold, out / "adaptive_rate.png", title, capped)
-        lines = [
-            f"Test set `{test_dir}` ({len(test['utts'])} utterances), beam {a.beam_size}; ladder {' -> '.join(format_pair(p) for p in ladder)}; "
-            f"threshold calibrated on `{a.valid_dir}`: **{threshold:g}** (validation WER {chosen.wer:.2f} % at "
-            f"{100 * chosen.mean_cost / finest_valid.mean_cost:.0f} % of {format_pair(ladder[-1])}'s cost, cap {100 * a.max_cost_share:.0f} %).",
-            "Cost: mean LLM forward TFLOPs per utterance (prompt + hypothesis + <eos> at every pair decoded, 2 x parameters per token).",
-            "",
-            f"| decoding | threshold | WER % | mean LLM TFLOPs / utt | x {format_pair(ladder[-1])} cost | fell back | capped at finest: WER % | x cost |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for p in fixed:
-            lines.append(f"| fixed {format_pair(p.pair)} | - | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | - | - | - |")
-        for p, c in zip(points, capped):
-            star = " (calibrated)" if p.threshold == threshold else ""
-            lines.append(f"| auto{star} | {p.threshold:g} | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | "
-                         f"{100 * p.fallback_share:.0f} % | {c.wer:.2f} | {c.mean_cost / finest.mean_cost:.2f} |")  # fmt: skip
-        (out / "adaptive_rate.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        (out / "adaptive_rate.json").write_text(json.dumps({
-            "threshold": threshold, "ladder": [format_pair(p) for p in ladder], "sclite_or_python_wer": checks,
-            "fixed": [{"pair": format_pair(p.pair), "wer": p.wer, "mean_tflops": p.mean_cost} for p in fixed],
-            "cascade": [vars(p) | {"pair": None} for p in points], "cascade_capped": [vars(p) | {"pair": None} for p in capped],
-        }, indent=1), encoding="utf-8")  # fmt: skip
-        print("\n".join(lines))
-        logging.info("figure %s, table %s", png, out / "adaptive_rate.md")
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"calibrate_cascade: error: {e}", file=sys.stderr)
-        return 1
+    avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens)
+    avsr.model_dir = a.model_dir
+    ladder = cascade.default_ladder(avsr.trained_pairs) if a.ladder is None else [avsr.check_pair(p) for p in a.ladder]
+    out = Path(a.output_dir or Path(a.model_dir) / "cascade")
+    for d in (a.valid_dir, a.test_dir):
+        if d is not None and not Path(d).is_dir():
+            raise FileNotFoundError(f"data directory {d} does not exist")
+    valid = decode_set(avsr, Path(a.valid_dir), ladder, out / f"decodes_{Path(a.valid_dir).name}.json", a.batch_size)
+    threshold, valid_points = cascade.calibrate(as_decoded(valid, ladder), valid["refs"], ladder, a.max_cost_share)
+    finest_valid = cascade.fixed_point(as_decoded(valid, ladder), valid["refs"], ladder[-1])
+    chosen = next(p for p in valid_points if p.threshold == threshold)
+    path = cascade.save_calibration(
+        a.save_to or a.model_dir, ladder, threshold, calibrated_on=str(a.valid_dir), beam_size=a.beam_size,
+        max_cost_share=a.max_cost_share, valid_wer=round(chosen.wer, 2), valid_cost_share=round(chosen.mean_cost / finest_valid.mean_cost, 3),
+    )  # fmt: skip
+    logging.info("threshold %.2f (validation WER %.2f %% at %.0f %% of %s's cost) -> %s", threshold, chosen.wer,
+                 100 * chosen.mean_cost / finest_valid.mean_cost, format_pair(ladder[-1]), path)
+    if a.test_dir is None:
+        return 0
+    test_dir = Path(a.test_dir)
+    pairs = list(dict.fromkeys([*avsr.trained_pairs, *ladder]))
+    test = decode_set(avsr, test_dir, pairs, out / f"decodes_{test_dir.name}.json", a.batch_size)
+    decoded = as_decoded(test, pairs)
+    fixed = sorted((cascade.fixed_point(decoded, test["refs"], p) for p in pairs), key=lambda p: p.mean_cost)
+    grid = [p.threshold for p in valid_points]  # the thresholds calibration tried
+    points = [cascade.evaluate(decoded, test["refs"], ladder, t) for t in grid]
+    capped = [cascade.evaluate(decoded, test["refs"], ladder, t, "finest") for t in grid]
+    finest = next(p for p in fixed if p.pair == ladder[-1])
+    # the project's scoring (sclite when installed) on the fixed pairs and the calibrated cascade
+    checks = {format_pair(p.pair): sclite_wer(test, [d.text for d in decoded[p.pair]], out / "score" / f"ra{p.pair[0] or 0}_rv{p.pair[1] or 0}") for p in fixed}
+    kept = cascade.select(decoded, ladder, threshold)
+    checks["auto"] = sclite_wer(test, [decoded[pair][i].text for i, (pair, _, _) in enumerate(kept)], out / "score" / "auto")
+    mine = {format_pair(p.pair): p.wer for p in fixed} | {"auto": next(p.wer for p in points if p.threshold == threshold)}
+    for name, wer in checks.items():
+        if abs(wer - mine[name]) > 1e-6:
+            raise RuntimeError(f"{name}: WER {mine[name]:.4f} by the cascade's alignment, {wer:.4f} by mome.scoring")
+    title = f"{Path(a.model_dir).name} on {test_dir.name} ({len(test['utts'])} utterances, beam {a.beam_size}); ladder " + " -> ".join(format_pair(p) for p in ladder)
+    png = plot(fixed, points, threshold, out / "adaptive_rate.png", title, capped)
+    lines = [
+        f"Test set `{test_dir}` ({len(test['utts'])} utterances), beam {a.beam_size}; ladder {' -> '.join(format_pair(p) for p in ladder)}; "
+        f"threshold calibrated on `{a.valid_dir}`: **{threshold:g}** (validation WER {chosen.wer:.2f} % at "
+        f"{100 * chosen.mean_cost / finest_valid.mean_cost:.0f} % of {format_pair(ladder[-1])}'s cost, cap {100 * a.max_cost_share:.0f} %).",
+        "Cost: mean LLM forward TFLOPs per utterance (prompt + hypothesis + <eos> at every pair decoded, 2 x parameters per token).",
+        "",
+        f"| decoding | threshold | WER % | mean LLM TFLOPs / utt | x {format_pair(ladder[-1])} cost | fell back | capped at finest: WER % | x cost |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in fixed:
+        lines.append(f"| fixed {format_pair(p.pair)} | - | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | - | - | - |")
+    for p, c in zip(points, capped):
+        star = " (calibrated)" if p.threshold == threshold else ""
+        lines.append(f"| auto{star} | {p.threshold:g} | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | "
+                     f"{100 * p.fallback_share:.0f} % | {c.wer:.2f} | {c.mean_cost / finest.mean_cost:.2f} |")  # fmt: skip
+    (out / "adaptive_rate.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "adaptive_rate.json").write_text(json.dumps({
+        "threshold": threshold, "ladder": [format_pair(p) for p in ladder], "sclite_or_python_wer": checks,
+        "fixed": [{"pair": format_pair(p.pair), "wer": p.wer, "mean_tflops": p.mean_cost} for p in fixed],
+        "cascade": [vars(p) | {"pair": None} for p in points], "cascade_capped": [vars(p) | {"pair": None} for p in capped],
+    }, indent=1), encoding="utf-8")  # fmt: skip
+    print("\n".join(lines))
+    logging.info("figure %s, table %s", png, out / "adaptive_rate.md")
     return 0
 
 

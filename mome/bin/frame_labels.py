@@ -12,13 +12,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+
+from mome.bin._cli import entry_point
 from pathlib import Path
 
-from mome.data.synth.alignments import AlignmentError, write_labels
+from mome.data.synth.alignments import write_labels
 
 
+PROG = "python -m mome.bin.frame_labels"
+
+
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mome.bin.frame_labels", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("data_dirs", nargs="+", help="data directories (segments); the first one gives the phone list")
     p.add_argument("--alignments", required=True, help="root of <split>/<speaker>/<clip>.phn (mini_lrs3's alignments/)")
     p.add_argument("--lang_dir", required=True, help="where phones.txt and visemes.txt go")
@@ -26,13 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     for path in [a.alignments, *a.data_dirs]:
         if not Path(path).is_dir():
-            print(f"frame_labels: error: {path} is not a directory", file=sys.stderr)
-            return 1
-    try:
-        counts = write_labels(a.data_dirs, a.alignments, a.lang_dir)
-    except (AlignmentError, OSError) as e:
-        print(f"frame_labels: error: {e}", file=sys.stderr)
-        return 1
+            raise NotADirectoryError(f"{path} is not a directory")
+    counts = write_labels(a.data_dirs, a.alignments, a.lang_dir)
     for data_dir, n in counts.items():
         print(f"{data_dir}: frame labels of {n} utterances")
     return 0 if all(counts.values()) else 1

@@ -12,9 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mome.bin._cli import entry_point
 
+
+PROG = "python -m mome.bin.pack_model"
+
+
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mome.bin.pack_model", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("model_dir", help="training output directory (config.yaml + checkpoints)")
     p.add_argument("output_dir", help="the packed folder to write (new or empty)")
     p.add_argument("--checkpoint", default=None, help="checkpoint in model_dir (default: valid.loss.ave.pth)")
@@ -22,13 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from mome.packing import check_packed, pack_model
 
-    try:
-        out = pack_model(a.model_dir, a.output_dir, a.checkpoint, a.copy_limit_mb)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"pack_model: error: {e}", file=sys.stderr)
-        return 1
+    out = pack_model(a.model_dir, a.output_dir, a.checkpoint, a.copy_limit_mb)
     for problem in check_packed(out):
-        print(f"pack_model: warning: {problem}", file=sys.stderr)
+        print(f"{PROG}: warning: {problem}", file=sys.stderr)
     print(out)
     return 0
 

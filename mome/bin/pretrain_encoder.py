@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
+from mome.bin._cli import entry_point
 from mome.espnet.pretrain_task import EncoderPretrainTask
 from mome.espnet.shapes import prepare_inputs
 
+PROG = "python -m mome.bin.pretrain_encoder"
 log = logging.getLogger(__name__)
 
 ENCODER_DIR = "encoder"
@@ -42,6 +44,7 @@ def best_checkpoint(output_dir: Path) -> Path:
     raise FileNotFoundError(f"{output_dir}: no checkpoint to export (training did not finish?)")
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> None:
     parser = EncoderPretrainTask.get_parser()
     args = parser.parse_args(argv)
@@ -58,4 +61,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

@@ -19,12 +19,16 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from mome.bin._cli import entry_point
 from mome.data.synth.alignments import read_lexicon
 from mome.pretrain.lm import SCRIPT_PREFIXES, LMConfig, pretrain_lm, read_sentences
 
+PROG = "python -m mome.bin.pretrain_lm"
 
+
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mome.bin.pretrain_lm", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", required=True, help="Hugging Face directory to write")
     p.add_argument("--exclude", nargs="+", default=[], help="Kaldi text files whose sentences the LM must never see")
     p.add_argument("--sentences", nargs="+", default=[],
@@ -37,19 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     out = Path(a.output_dir)
     if (out / "pretraining.json").is_file():
-        print(f"pretrain_lm: {out} already holds a pretrained LM; remove it to train again", file=sys.stderr)
+        print(f"{PROG}: {out} already holds a pretrained LM; remove it to train again", file=sys.stderr)
         return 0
     missing = [path for path in a.exclude + a.sentences if not Path(path).is_file()]
     if missing:
-        print(f"pretrain_lm: error: --exclude / --sentences file(s) {missing} do not exist", file=sys.stderr)
-        return 1
+        raise FileNotFoundError(f"--exclude / --sentences file(s) {missing} do not exist")
     lexicons = {}
     for item in a.lexicon:
         modality, _, path = item.partition("=")
         if modality not in SCRIPT_PREFIXES or not Path(path).is_file():
-            print(f"pretrain_lm: error: --lexicon {item}: give MODALITY=FILE with MODALITY in {sorted(SCRIPT_PREFIXES)} "
-                  "and an existing lexiconp.txt", file=sys.stderr)
-            return 1
+            p.error(f"--lexicon {item}: give MODALITY=FILE with MODALITY in {sorted(SCRIPT_PREFIXES)} and an existing lexiconp.txt")
         lexicons[modality] = read_lexicon(path)
     exclude = read_sentences(a.exclude)
     config = LMConfig(**{f.name: getattr(a, f.name) for f in fields(LMConfig)})

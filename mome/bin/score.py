@@ -1,8 +1,8 @@
 """Stage 5: score a Kaldi hypothesis text against the reference text (see mome.scoring.score).
 
-    python -m mome.bin.score REF_TEXT HYP_TEXT OUTDIR [--backend auto|sclite|python] [--utt2spk FILE]
+    python -m mome.bin.score REF_TEXT HYP_TEXT OUTPUT_DIR [--backend auto|sclite|python] [--utt2spk FILE]
 
-Writes OUTDIR/{ref.trn,hyp.trn,result.txt,result_raw.txt,alignment.txt,wer} and prints the wer line.
+Writes OUTPUT_DIR/{ref.trn,hyp.trn,result.txt,result_raw.txt,alignment.txt,wer} and prints the wer line.
 Both texts are normalised first (lower case, no {LG}-style markers or punctuation). Speakers come from
 --utt2spk, else a utt2spk beside REF_TEXT, else the utterance id up to its last "_".
 """
@@ -12,26 +12,27 @@ import argparse
 import logging
 import sys
 
+from mome.bin._cli import entry_point
+
 from mome.scoring.report import format_wer_line
-from mome.scoring.score import BACKENDS, ScliteError, score
-from mome.scoring.texts import ScoringInputError
+from mome.scoring.score import BACKENDS, score
 
 
+PROG = "python -m mome.bin.score"
+
+
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mome.bin.score", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("ref", help="reference Kaldi text (<utt> <words...>)")
     p.add_argument("hyp", help="hypothesis Kaldi text")
-    p.add_argument("outdir", help="scoring directory to write")
+    p.add_argument("output_dir", help="scoring directory to write")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="sclite (NIST SCTK), python (our aligner, same numbers), auto: sclite if installed")
     p.add_argument("--utt2spk", help="utterance-to-speaker table (default: utt2spk beside REF, if any)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        counts = score(a.ref, a.hyp, a.outdir, a.backend, a.utt2spk)
-    except (ScoringInputError, ScliteError, OSError) as e:
-        print(f"score: error: {e}", file=sys.stderr)
-        return 1
+    counts = score(a.ref, a.hyp, a.output_dir, a.backend, a.utt2spk)
     print(format_wer_line(counts))
     return 0
 

@@ -24,8 +24,10 @@ import logging
 import sys
 from pathlib import Path
 
+from mome.bin._cli import USER_ERRORS, add_hidden_aliases, entry_point, report_error
 from mome.inference import AUDIO_SUFFIXES, mouth_roi  # noqa: F401 - mouth_roi: the stage-2 ROI of one video
 
+PROG = "mome-transcribe"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 LANDMARK_SUFFIXES = (".pkl", ".npy", ".npz")
 
@@ -59,9 +61,9 @@ def landmarks_for(video: Path, landmarks: str | None, landmarks_dir: str | None)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mome-transcribe", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", help="media files or folders of them")
-    p.add_argument("--model_dir", "--model", dest="model_dir", required=True, help="trained experiment directory or packed model")
+    p.add_argument("--model_dir", required=True, help="trained experiment directory or packed model")
     p.add_argument("--rates", default="4,2", help="rate pair A,V (0: modality absent), e.g. 4,2; or auto (adaptive)")
     p.add_argument("--landmarks", default=None, help="68-point landmark file of the video (.pkl / .npy / .npz); one file only")
     p.add_argument("--landmarks_dir", default=None, help="folder of <video stem>.pkl|.npy|.npz landmark files")
@@ -72,36 +74,30 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_new_tokens", type=int, default=32)
     p.add_argument("--max_piece_seconds", type=float, default=10.0, help="longest piece of a long recording")
     p.add_argument("--device", default="cpu")
+    add_hidden_aliases(p, {"--model": "--model_dir"})
     return p
 
 
+@entry_point(PROG)
 def main(argv: list[str] | None = None) -> int:
     a = get_parser().parse_intermixed_args(argv)  # files may follow options
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from mome.data.landmarks import LandmarkError
-    from mome.data.media import MediaError
-    from mome.data.roi import RoiError
     from mome.inference import AVSR2Text
 
-    errors = (FileNotFoundError, ValueError, MediaError, LandmarkError, RoiError)
-    try:
-        files = media_files(a.files)
-        if a.landmarks is not None and len(files) > 1:
-            raise ValueError("--landmarks names the landmarks of one video; for several give --landmarks_dir")
-        avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint)
-        rates = avsr.check_rates(a.rates)
-    except errors as e:
-        print(f"mome-transcribe: error: {e}", file=sys.stderr)
-        return 1
+    files = media_files(a.files)
+    if a.landmarks is not None and len(files) > 1:
+        raise ValueError("--landmarks names the landmarks of one video; for several give --landmarks_dir")
+    avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint)
+    rates = avsr.check_rates(a.rates)
     out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
     failed = 0
     try:
         for path in files:
             try:
                 result = avsr.transcribe_file(path, landmarks_for(path, a.landmarks, a.landmarks_dir), rates, a.max_piece_seconds)
-            except errors as e:
+            except USER_ERRORS as e:  # this file fails, the others go on
                 failed += 1
-                print(f"mome-transcribe: error: {e}", file=sys.stderr)
+                report_error(PROG, e)
                 if a.output_format == "json":
                     print(json.dumps({"file": str(path), "error": str(e)}), file=out, flush=True)
                 continue

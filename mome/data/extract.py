@@ -65,6 +65,7 @@ from mome.data.media import (
     probe,
 )
 from mome.data.roi import ROI_EXT, RoiError, RoiWriter, crop_mouths, prepare_landmarks
+from mome.errors import MomeError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ MAX_FRAME_MISMATCH = 2  # landmark / decoded frames a clip may differ by (edges 
 CHUNK_FRAMES = 64  # video frames decoded and cropped at a time
 
 
-class ExtractError(RuntimeError):
+class ExtractError(MomeError, RuntimeError):
     """A data directory that stage 2 cannot work on at all (missing inputs); names the file."""
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from mome.errors import MomeError
 from mome.data.landmarks import N_POINTS, write_landmarks
 from mome.data.media import MediaError, upright_frames
 
@@ -82,7 +83,7 @@ for _row, _sources in enumerate(MESH_TO_IBUG68):
     _WEIGHTS[_row, list(_sources)] = 1 / len(_sources)
 
 
-class FaceMeshError(RuntimeError):
+class FaceMeshError(MomeError, RuntimeError):
     """The face mesh worker failed (its message and the tail of its log say how)."""
 
 

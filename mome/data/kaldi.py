@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from mome.errors import MomeError
 from mome import atomic
 
 PER_UTT = ("text", "utt2spk", "segments", "utt2dur", "wav.scp", "roi.scp")
@@ -33,7 +34,7 @@ SKIPPED = "skipped.txt"
 MAX_ERRORS = 20  # validation stops listing after this many problems
 
 
-class DataDirError(ValueError):
+class DataDirError(MomeError, ValueError):
     """An invalid data directory; the message names the files and lines at fault."""
 
 

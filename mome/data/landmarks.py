@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mome.errors import MomeError
 from mome import atomic
 
 N_POINTS = 68
@@ -45,7 +46,7 @@ FACE_RECOGNITION_PARTS = {
 }
 
 
-class LandmarkError(ValueError):
+class LandmarkError(MomeError, ValueError):
     """Unreadable or malformed landmark file; the message names the file."""
 
 

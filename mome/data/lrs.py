@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mome.errors import MomeError
 from mome.text import normalize_text  # noqa: F401 - the one normalisation, re-exported for the corpus readers
 
 
-class LRSFormatError(ValueError):
+class LRSFormatError(MomeError, ValueError):
     """A transcript file that cannot be read; the message names the file."""
 
 

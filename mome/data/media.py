@@ -32,10 +32,12 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from mome.errors import MomeError
+
 VIDEO_FPS = 25  # the frame rate frames are handed on at (ROIs, video encoders)
 
 
-class MediaError(RuntimeError):
+class MediaError(MomeError, RuntimeError):
     """A media file that cannot be read (missing, corrupt, no stream of the wanted kind); names the file."""
 
 

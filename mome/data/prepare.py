@@ -34,6 +34,7 @@ from mome.progress import progress
 from mome.data.kaldi import PER_RECORDING, PER_UTT, SKIPPED, append_skipped, rewrite_data_dir, write_data_dir
 from mome.data.lrs import LRSFormatError, cut_at_word_boundaries, read_lrs_txt
 from mome.data.media import MediaError, probe
+from mome.errors import MomeError
 from mome.text import normalize_text
 
 SETS = ("train", "val", "test")
@@ -41,7 +42,7 @@ MAX_SECONDS = 16.0  # pretrain clips longer than this are cut at word boundaries
 MAX_AV_MISMATCH = 0.5  # seconds the video may be shorter than its audio before the clip is unusable
 
 
-class PrepareError(RuntimeError):
+class PrepareError(MomeError, RuntimeError):
     """The corpus cannot be prepared at all (missing folder or list); the message names the path."""
 
 
@@ -289,7 +290,7 @@ def _val_from_list(trainval: list[Clip], path: Path) -> set[Clip]:
 def choose_val(trainval: list[Clip], count: int, seed: int) -> set[Clip]:
     """``count`` trainval clips drawn with ``random.Random(seed)``: the same list on every run."""
     if count > len(trainval):
-        print(f"warning: --val-count {count} > {len(trainval)} trainval clips; all of them go to val", flush=True)
+        print(f"warning: --val_count {count} > {len(trainval)} trainval clips; all of them go to val", flush=True)
     return set(random.Random(seed).sample(sorted(trainval, key=lambda c: c.utt), min(count, len(trainval))))
 
 

@@ -28,6 +28,7 @@ import av
 import numpy as np
 from scipy.ndimage import convolve1d, map_coordinates
 
+from mome.errors import MomeError
 from mome.data.landmarks import MOUTH, N_POINTS
 from mome.data.media import VIDEO_FPS, resample, upright_frames
 
@@ -37,7 +38,7 @@ STABLE_POINTS = (33, 36, 39, 42, 45)  # nose bottom centre, outer and inner corn
 ROI_EXT = ".mkv"
 
 
-class RoiError(ValueError):
+class RoiError(MomeError, ValueError):
     """Landmarks or an ROI file that cannot be used; the message says why."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from espnet2.train.class_choices import ClassChoices
 
+from mome.errors import MomeError
 from mome.espnet.preprocess import AVSRPreprocessor
 from mome.models.adapter import AdapterSpec
 from mome.models.compressor import Compressor, MatryoshkaCompressor
@@ -39,7 +40,7 @@ from mome.models.mome import MoMESpec
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(MomeError, ValueError):
     """A config option with a value we cannot use; the message names the option."""
 
 

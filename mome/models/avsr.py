@@ -268,26 +268,26 @@ class AVSRModel(nn.Module):
         audio=None,
         video=None,
         rates=(4, 2),
-        beam: int = 1,
+        beam_size: int = 1,
         max_new_tokens: int = 32,
         audio_lengths=None,
         video_lengths=None,
     ) -> list[str]:
-        """Transcribe a batch at one rate pair (greedy for beam=1, else beam search)."""
+        """Transcribe a batch at one rate pair (greedy for beam_size=1, else beam search)."""
         self.scale_index(rates)  # a bad pair fails before the encoders run
         features = self.encode(audio, audio_lengths, video, video_lengths)
-        return self.decode_from_features(features, rates, beam, max_new_tokens)
+        return self.decode_from_features(features, rates, beam_size, max_new_tokens)
 
     @torch.no_grad()
-    def decode_from_features(self, features, rates=(4, 2), beam: int = 1, max_new_tokens: int = 32) -> list[str]:
+    def decode_from_features(self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32) -> list[str]:
         """Transcribe at one rate pair from :meth:`encode`'s output (encode once, decode at every pair)."""
         index = self.scale_index(rates)
         prompt = self.prompt(features, self.rate_pairs[index], None, "left")
         self._set_scale([index], len(prompt.inputs_embeds))
-        return self.llm.generate(prompt, num_beams=beam, max_new_tokens=max_new_tokens)
+        return self.llm.generate(prompt, beam_size=beam_size, max_new_tokens=max_new_tokens)
 
     @torch.no_grad()
-    def decode_scored_from_features(self, features, rates=(4, 2), beam: int = 1, max_new_tokens: int = 32) -> list[dict]:
+    def decode_scored_from_features(self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32) -> list[dict]:
         """Per utterance of :meth:`encode`'s output, at one rate pair: ``{"ids": (N,) LongTensor, "log_probs":
         (M,) float32 (natural log; the <eos> included when the hypothesis ended), "ended": bool,
         "prompt_tokens": int}`` (the prompt's LLM input positions, padding excluded:
@@ -299,5 +299,5 @@ class AVSRModel(nn.Module):
         lengths = prompt.attention_mask.sum(dim=1).tolist()
         return [
             {"ids": ids, "log_probs": log_probs, "ended": ended, "prompt_tokens": int(n)}
-            for (ids, log_probs, ended), n in zip(self.llm.generate_scored(prompt, beam, max_new_tokens), lengths)
+            for (ids, log_probs, ended), n in zip(self.llm.generate_scored(prompt, beam_size, max_new_tokens), lengths)
         ]

@@ -30,6 +30,7 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from mome.errors import MomeError
 from mome.text import normalize_text
 
 IGNORE_INDEX = -100
@@ -45,7 +46,7 @@ TOKEN_TYPES = ("other", "audio", "video", "instruction", "text")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
-class LLMError(ValueError):
+class LLMError(MomeError, ValueError):
     """An LLM directory or config that cannot serve as the frozen decoder."""
 
 
@@ -278,11 +279,11 @@ class FrozenLLM(nn.Module):
         sums = torch.zeros(len(labels), device=losses.device).index_add(0, rows, losses)
         return sums, torch.bincount(rows, minlength=len(labels)).float()
 
-    def _generation_config(self, num_beams: int, max_new_tokens: int, min_new_tokens: int = 0) -> GenerationConfig:
+    def _generation_config(self, beam_size: int, max_new_tokens: int, min_new_tokens: int = 0) -> GenerationConfig:
         return GenerationConfig(
             max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens,
-            num_beams=num_beams,
+            num_beams=beam_size,  # Hugging Face's name of the beam width
             do_sample=False,
             eos_token_id=self.eos_id,
             pad_token_id=self.pad_id,
@@ -300,19 +301,19 @@ class FrozenLLM(nn.Module):
 
     @torch.no_grad()
     def generate_ids(
-        self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32, min_new_tokens: int = 0
+        self, batch: PromptBatch, beam_size: int = 1, max_new_tokens: int = 32, min_new_tokens: int = 0
     ) -> list[torch.Tensor]:
-        """New token ids per row, cut before <eos>. Greedy (num_beams=1) or beam search with KV cache; never
+        """New token ids per row, cut before <eos>. Greedy (beam_size=1) or beam search with KV cache; never
         samples. Prompts must be left-padded. ``min_new_tokens``: <eos> is barred before that many new tokens
         (benchmarks fix the decoding length with it)."""
         self._check_left_padded(batch)
-        config = self._generation_config(num_beams, max_new_tokens, min_new_tokens)
+        config = self._generation_config(beam_size, max_new_tokens, min_new_tokens)
         new_tokens = self.hf.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config)
         return [self._cut_at_eos(row) for row in new_tokens]
 
     @torch.no_grad()
     def generate_scored(
-        self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32
+        self, batch: PromptBatch, beam_size: int = 1, max_new_tokens: int = 32
     ) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
         """Per row ``(ids (N,), log_probs (M,), ended)``: the new token ids cut before <eos> (as
         :meth:`generate_ids`), the natural-log probability the decoder gave each chosen token (the <eos> included
@@ -320,11 +321,11 @@ class FrozenLLM(nn.Module):
         ``compute_transition_scores`` (beam search: the chosen beam's per-step log-softmax, which sum to the
         beam's score before length normalisation; greedy: the log-softmax of the logits)."""
         self._check_left_padded(batch)
-        config = self._generation_config(num_beams, max_new_tokens)
+        config = self._generation_config(beam_size, max_new_tokens)
         config.output_scores = True
         config.return_dict_in_generate = True
         out = self.hf.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config)
-        beam_indices = getattr(out, "beam_indices", None) if num_beams > 1 else None
+        beam_indices = getattr(out, "beam_indices", None) if beam_size > 1 else None
         scores = self.hf.compute_transition_scores(out.sequences, out.scores, beam_indices, normalize_logits=beam_indices is None)
         rows = []
         for row, row_scores in zip(out.sequences, scores):
@@ -333,6 +334,6 @@ class FrozenLLM(nn.Module):
             rows.append((ids, row_scores[: len(ids) + int(ended)].float(), ended))
         return rows
 
-    def generate(self, batch: PromptBatch, num_beams: int = 1, max_new_tokens: int = 32) -> list[str]:
+    def generate(self, batch: PromptBatch, beam_size: int = 1, max_new_tokens: int = 32) -> list[str]:
         """Transcripts decoded from :meth:`generate_ids`."""
-        return [self.detokenize(ids) for ids in self.generate_ids(batch, num_beams, max_new_tokens)]
+        return [self.detokenize(ids) for ids in self.generate_ids(batch, beam_size, max_new_tokens)]

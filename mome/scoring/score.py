@@ -23,6 +23,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from mome.errors import MomeError
 from mome import atomic
 from mome.scoring.align import ErrorCounts, align_words
 from mome.scoring.report import (
@@ -41,7 +42,7 @@ SCLITE_PATHS = ("/usr/lib/sctk/bin/sclite",)
 TITLE = "hyp.trn"  # the hypothesis file name, which sclite prints as the table title
 
 
-class ScliteError(RuntimeError):
+class ScliteError(MomeError, RuntimeError):
     """sclite is missing or failed; the message holds its command line and output."""
 
 

@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mome.errors import MomeError
 from mome.text import normalize_text
 
 log = logging.getLogger(__name__)
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(MomeError, ValueError):
     """Unusable scoring input; the message names the file and the offending ids."""
 
 

@@ -76,15 +76,15 @@ fi
 
 if runs 1; then
   log "stage 1: data preparation ($corpus at $corpus_root) -> $datadir/{train,val,test}"
-  opts=(--corpus "$corpus" --root "$corpus_root" --out "$datadir" --max-seconds "$max_seconds"
-        --val-count "$val_count" --seed "$seed" --nj "$nj")
+  opts=(--corpus "$corpus" --root "$corpus_root" --output_dir "$datadir" --max_seconds "$max_seconds"
+        --val_count "$val_count" --seed "$seed" --nj "$nj")
   if [ -n "$landmarks" ] && [ "$landmarks" != detect ]; then
     [ -d "$landmarks" ] || die "landmarks root '$landmarks' does not exist: fix it in db.sh, or say --landmarks detect"
     opts+=(--landmarks "$landmarks")
   fi
   if [ -n "$val_list" ]; then
     [ -f "$val_list" ] || die "--val_list '$val_list' does not exist"
-    opts+=(--val-list "$val_list")
+    opts+=(--val_list "$val_list")
   fi
   python -m mome.bin.prepare_lrs "${opts[@]}"
   for set in train val test; do
@@ -106,15 +106,15 @@ if runs 2; then
     [ -f "$datadir/$set/segments" ] || die "$datadir/$set/segments missing: run stage 1 first"
     log "stage 2: extracting $set"
     $cpu_cmd JOB=1:"$nj" "$dumpdir/$set/log/extract.JOB.log" \
-      python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --job JOB --njobs "$nj" "${extract_opts[@]}"
-    python -m mome.bin.extract --data "$datadir/$set" --dump "$dumpdir/$set" --merge "${extract_opts[@]}"
+      python -m mome.bin.extract --data_dir "$datadir/$set" --dump_dir "$dumpdir/$set" --job JOB --njobs "$nj" "${extract_opts[@]}"
+    python -m mome.bin.extract --data_dir "$datadir/$set" --dump_dir "$dumpdir/$set" --merge "${extract_opts[@]}"
     utils/validate_data_dir.sh "$datadir/$set"
   done
   if [ -n "$noise" ]; then
     [ -f "$noise" ] || die "noise file '$noise' does not exist: fix it in db.sh or leave it empty"
     for set in $test_sets; do
       log "stage 2: noisy copies of $set (babble, SNR $snrs dB)"
-      python -m mome.bin.make_noisy --data "$datadir/$set" --noise "$noise" --snrs="$snrs" --dump "$dumpdir"
+      python -m mome.bin.make_noisy --data_dir "$datadir/$set" --noise "$noise" --snrs="$snrs" --dump_dir "$dumpdir"
     done
   else
     log "stage 2: no --noise given: no noisy test copies"
@@ -164,7 +164,7 @@ if runs 4; then
         # frozen encoder, shared by the configs that have it)
         dump_log=$expdir/$model/log/dump_features.$set.log
         $gpu_cmd "$dump_log" python -m mome.bin.dump_features --config "$config" --data_dir "$datadir/$set" \
-          --out_root "$dumpdir/features" "${dump_opts[@]}" || die "encoding $set failed: see $dump_log"
+          --dump_dir "$dumpdir/features" "${dump_opts[@]}" || die "encoding $set failed: see $dump_log"
         while read -r feats_name scp; do
           opts+=(--${name}_data_path_and_name_and_type "$scp,$feats_name,kaldi_ark")
         done < <(grep -E '^(audio|video)_feats ' "$dump_log")
@@ -214,7 +214,7 @@ if runs 6; then
       utils/score_sclite.sh "$datadir/$set/text" "$d/text" "$d/score"
     done
   done
-  python -m mome.bin.make_results "$expdir" --out "$expdir/RESULTS.md"
+  python -m mome.bin.make_results "$expdir" --output "$expdir/RESULTS.md"
   cat "$expdir/RESULTS.md"
   log "stage 6: done ($expdir/RESULTS.md)"
 fi

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mome.errors import MomeError
 from mome.data.kaldi import read_table, write_table
 from mome.data.lrs import LRSFormatError, read_lrs_txt
 from mome.data.synth.visemes import VISEMES, viseme_of
@@ -38,7 +39,7 @@ Segment = tuple[float, float, str]  # start, end (seconds), label
 WordSpan = tuple[str, float, float]  # word, start, end
 
 
-class AlignmentError(ValueError):
+class AlignmentError(MomeError, ValueError):
     """An alignment file that cannot be read; the message names the file."""
 
 

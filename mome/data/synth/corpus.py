@@ -297,7 +297,7 @@ def _readme(stats: dict) -> str:
     lines = [
         "Synthetic mini LRS3 (mome.data.synth): espeak-ng speech with a drawn face whose mouth follows the phonemes.",
         f"size={stats['size']} seed={stats['seed']}; regenerate with:",
-        f"  python -m mome.bin.make_mini_lrs3 --out DIR --size {stats['size']} --seed {stats['seed']}",
+        f"  python -m mome.bin.make_mini_lrs3 --output_dir DIR --size {stats['size']} --seed {stats['seed']}",
         "",
         f"{'split':10s} {'utts':>6s} {'spk':>4s} {'words':>7s} {'hours':>7s}",
     ]

@@ -28,6 +28,8 @@ import subprocess
 import sys
 from dataclasses import astuple, dataclass
 
+from mome.errors import MomeError
+
 # speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
@@ -59,7 +61,7 @@ class _Event(ctypes.Structure):
 _Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
-class SpeechError(RuntimeError):
+class SpeechError(MomeError, RuntimeError):
     """espeak-ng could not be loaded or did not speak the text as asked; the message says what."""
 
 

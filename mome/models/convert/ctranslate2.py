@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mome.errors import MomeError
+
 SUPPORTED_VERSION = 6
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 _BFLOAT16 = 5
 
 
-class CTranslate2FormatError(ValueError):
+class CTranslate2FormatError(MomeError, ValueError):
     """A file that is not a CTranslate2 model.bin this reader understands."""
 
 

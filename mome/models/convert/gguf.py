@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from mome.errors import MissingPackageError, MomeError
+
 logger = logging.getLogger(__name__)
 
 
-class GGUFConversionError(ValueError):
+class GGUFConversionError(MomeError, ValueError):
     """A GGUF file that does not give a usable causal LM directory."""
 
 
@@ -24,8 +26,8 @@ def convert_gguf_llm(gguf_file: str | Path, out_dir: str | Path | None = None, d
     """Load a GGUF causal LM and its tokenizer; ``save_pretrained`` both to ``out_dir`` if given.
 
     dtype: the dtype of the written weights (float32 keeps the de-quantised values exactly). Returns
-    (model, tokenizer). Raises FileNotFoundError for a missing file, ImportError when the ``gguf`` package is
-    absent, GGUFConversionError when the tokenizer has no eos token or the model is not quantised by GGUF.
+    (model, tokenizer). Raises FileNotFoundError for a missing file, MissingPackageError (an ImportError) when the ``gguf``
+    package is absent, GGUFConversionError when the tokenizer has no eos token or the model is not quantised by GGUF.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -35,7 +37,7 @@ def convert_gguf_llm(gguf_file: str | Path, out_dir: str | Path | None = None, d
     try:
         import gguf  # noqa: F401  (transformers needs it; say so plainly)
     except ImportError as e:
-        raise ImportError("reading GGUF files needs the 'gguf' package: pip install gguf") from e
+        raise MissingPackageError("reading GGUF files needs the 'gguf' package: pip install gguf") from e
     where, name = str(gguf_file.parent), gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mome.errors import MomeError
 from mome.models.convert.ctranslate2 import CTranslate2FormatError, CTranslate2Model, read_ctranslate2
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _DECODER_OPTIONS = {"activation": GELU, "pre_norm": 1, "scale_embeddings": 0, "a
 _IGNORED_OPTIONS = ("num_heads", "alignment_layer", "alignment_heads", "start_from_zero_embedding")
 
 
-class WhisperConversionError(ValueError):
+class WhisperConversionError(MomeError, ValueError):
     """A CTranslate2 model that is not a Whisper model this converter can map."""
 
 

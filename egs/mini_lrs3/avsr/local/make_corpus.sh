@@ -21,5 +21,5 @@ if [ -f "$stamp" ]; then
   echo "$0: $out holds a corpus made with '$have', not '$want': remove it or choose another MINI_LRS3 in db.sh" >&2
   exit 1
 fi
-python -m mome.bin.make_mini_lrs3 --out "$out" --size "$size" --seed "$seed" --nj "$nj"
+python -m mome.bin.make_mini_lrs3 --output_dir "$out" --size "$size" --seed "$seed" --nj "$nj"
 echo "$want" >"$stamp"
