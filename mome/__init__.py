@@ -2,6 +2,7 @@
 
 ``mome.AVSR2Text`` (:mod:`mome.inference`) is the object that transcribes with a trained model.
 """
+
 __version__ = "0.1.0"
 __all__ = ["AVSR2Text", "Transcription"]
 

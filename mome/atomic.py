@@ -15,6 +15,7 @@ Fault injection (for the recipe's kill test only): with ``MOME_KILL_IN_SAVE=<fil
 environment, the first save of a file of that name is cut to half its bytes before the rename and the
 whole process group is SIGKILLed, as if the machine died in the middle of the save.
 """
+
 from __future__ import annotations
 
 import os

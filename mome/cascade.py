@@ -18,6 +18,7 @@ pair would cost them: fallbacks are granted least confident first while the cap 
 cascade is a function of them, :func:`select`), and :func:`save_calibration` stores it beside the model
 (``cascade.json``), where :meth:`mome.inference.AVSR2Text.from_pretrained` finds it.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,9 @@ def default_ladder(pairs: Sequence[RatePair]) -> list[RatePair]:
 def check_threshold(threshold: float) -> float:
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
-        raise ValueError(f"cascade threshold must be in [0, 1] (a confidence: geometric-mean token probability), got {threshold}")
+        raise ValueError(
+            f"cascade threshold must be in [0, 1] (a confidence: geometric-mean token probability), got {threshold}"
+        )
     return threshold
 
 
@@ -60,7 +63,10 @@ def active_ladder(ladder: Sequence[RatePair], threshold: float) -> list[RatePair
 
 
 def fallbacks(
-    confidences: Sequence[float], threshold: float, next_costs: Sequence[float] | None = None, allowance: float | None = None
+    confidences: Sequence[float],
+    threshold: float,
+    next_costs: Sequence[float] | None = None,
+    allowance: float | None = None,
 ) -> list[int]:
     """Indices that go on to the next pair: confidence below ``threshold`` (``t = 0``: none). With an
     ``allowance`` (cost units left under a budget) and each index's cost at the next pair, the least
@@ -133,7 +139,9 @@ def select(
                 kept[i] = pair
             break
         following = pairs[step + 1]
-        costs = [move_cost(decoded[following][i].prompt_tokens, following == ladder[-1], max_new_tokens) for i in pending]
+        costs = [
+            move_cost(decoded[following][i].prompt_tokens, following == ladder[-1], max_new_tokens) for i in pending
+        ]
         allowance = budget_allowance(finest_prompts, sum(tokens)) if budget else None
         go = fallbacks([decoded[pair][i].confidence for i in pending], threshold, costs, allowance)
         moving = {pending[j] for j in go}
@@ -166,7 +174,9 @@ class CascadePoint:
     fallback_share: float  # share of utterances decoded at more than one pair
 
 
-def evaluate(decoded: dict[RatePair, Sequence[Decoded]], refs: Sequence[str], ladder, threshold: float, budget=None) -> CascadePoint:
+def evaluate(
+    decoded: dict[RatePair, Sequence[Decoded]], refs: Sequence[str], ladder, threshold: float, budget=None
+) -> CascadePoint:
     from mome.text import normalize_text
 
     chosen = select(decoded, ladder, threshold, budget)
@@ -191,7 +201,9 @@ def fixed_point(decoded: dict[RatePair, Sequence[Decoded]], refs: Sequence[str],
 DEFAULT_GRID = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
-def quantile_grid(confidences: Sequence[float], shares: Sequence[float] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7)) -> list[float]:
+def quantile_grid(
+    confidences: Sequence[float], shares: Sequence[float] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7)
+) -> list[float]:
     """Thresholds at which about ``shares`` of the utterances fall back from the first pair (its hypotheses'
     ``confidences``), with 0 and 1, sorted and rounded to 4 decimals (a grid that follows the model's own
     confidence scale rather than fixed steps)."""
@@ -246,4 +258,6 @@ def load_calibration(model_dir: str | Path) -> tuple[list[RatePair], float] | No
         ladder = [(int(a) or None, int(v) or None) for a, v in body["ladder"]]
         return ladder, check_threshold(body["threshold"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a cascade calibration ({type(e).__name__}: {e}); rerun mome.bin.calibrate_cascade") from None
+        raise ValueError(
+            f"{path}: not a cascade calibration ({type(e).__name__}: {e}); rerun mome.bin.calibrate_cascade"
+        ) from None

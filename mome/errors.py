@@ -8,6 +8,7 @@ bad input, ``RuntimeError`` for a failing tool or step), so ``except ValueError`
 The ``mome.bin`` entry points turn a ``MomeError`` into ``prog: error: <message>`` and exit status 1, in one
 place: :func:`mome.bin._cli.entry_point`.
 """
+
 from __future__ import annotations
 
 

@@ -7,6 +7,7 @@ length, and batches, at any trained (audio rate, video rate) pair or at ``rates=
 
 Rates are written ``(A, V)``; None (or 0 in text) stands for an absent modality.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ def parse_rates(text: str) -> tuple[int | None, int | None]:
     try:
         audio, video = (int(x) for x in text.split(","))
     except ValueError:
-        raise ValueError(f"rates must be 'A,V' (audio rate, video rate; 0 for an absent modality), got {text!r}") from None
+        raise ValueError(
+            f"rates must be 'A,V' (audio rate, video rate; 0 for an absent modality), got {text!r}"
+        ) from None
     if audio < 0 or video < 0:
         raise ValueError(f"rates must not be negative, got {text!r}")
     return audio or None, video or None
@@ -71,7 +74,11 @@ def resolve_checkpoint(model_dir: Path, checkpoint: str | Path | None) -> Path:
     found = sorted(p.name for p in model_dir.glob("*.pth")) if model_dir.is_dir() else []
     raise FileNotFoundError(
         f"checkpoint {model_dir / checkpoint} does not exist"
-        + (f"; checkpoints in {model_dir}: {', '.join(found)}" if found else f" (no *.pth in {model_dir}: was the model trained?)")
+        + (
+            f"; checkpoints in {model_dir}: {', '.join(found)}"
+            if found
+            else f" (no *.pth in {model_dir}: was the model trained?)"
+        )
     )
 
 
@@ -96,7 +103,9 @@ def read_config(model_dir: Path, bases: Sequence[Path] | None = None) -> argpars
     noise file is dropped (decoding adds no noise)."""
     config = model_dir / "config.yaml"
     if not config.is_file():
-        raise FileNotFoundError(f"training config {config} does not exist (is {model_dir} a training output directory or a packed model?)")
+        raise FileNotFoundError(
+            f"training config {config} does not exist (is {model_dir} a training output directory or a packed model?)"
+        )
     with open(config, encoding="utf-8") as f:
         args = argparse.Namespace(**yaml.safe_load(f))
     if bases is None:
@@ -182,7 +191,9 @@ def mouth_roi(video_path: str | Path, landmarks=None) -> np.ndarray:
                 "frames are not a mouth ROI); give --landmarks (landmarks= in AVSR2Text.transcribe_file)"
             )
     points = read_landmarks(landmarks) if isinstance(landmarks, (str, Path)) else np.asarray(landmarks, np.float32)
-    points = match_landmarks(points, video.decoded, str(landmarks if isinstance(landmarks, (str, Path)) else video_path))
+    points = match_landmarks(
+        points, video.decoded, str(landmarks if isinstance(landmarks, (str, Path)) else video_path)
+    )
     return crop_mouths(video.frames, prepare_landmarks(points)[video.source_index])
 
 
@@ -390,7 +401,9 @@ class AVSR2Text:
             for modality in self.modalities:
                 value = item.get(modality)
                 if value is None:
-                    raise ValueError(f"the model reads {' and '.join(self.modalities)}: give {modality}= (item {i} has none)")
+                    raise ValueError(
+                        f"the model reads {' and '.join(self.modalities)}: give {modality}= (item {i} has none)"
+                    )
                 data[modality] = np.asarray(value)
             extra = [m for m in ("audio", "video") if item.get(m) is not None and m not in self.modalities]
             if extra:
@@ -406,10 +419,17 @@ class AVSR2Text:
         every entry of ``pairs`` (trained pairs or ``"auto"``)."""
         pairs = [self.check_rates(p) for p in pairs]
         with torch.no_grad(), self._autocast():
-            inputs = {k: v.to(self.device) for k, v in batch.items() if k in ("audio", "audio_lengths", "video", "video_lengths")}
+            inputs = {
+                k: v.to(self.device)
+                for k, v in batch.items()
+                if k in ("audio", "audio_lengths", "video", "video_lengths")
+            }
             features = self.model.avsr.encode(**inputs)
             seconds = self._seconds(batch)
-            return {p: (self._cascade(features, seconds, budget) if p == "auto" else self._decode(features, seconds, p)) for p in pairs}
+            return {
+                p: (self._cascade(features, seconds, budget) if p == "auto" else self._decode(features, seconds, p))
+                for p in pairs
+            }
 
     @staticmethod
     def _seconds(batch) -> list[float]:
@@ -419,11 +439,17 @@ class AVSR2Text:
 
     def _decode(self, features, seconds: Sequence[float], pair) -> list[Transcription]:
         out = []
-        for row, s in zip(self.model.avsr.decode_scored_from_features(features, pair, self.beam_size, self.max_new_tokens), seconds):
+        for row, s in zip(
+            self.model.avsr.decode_scored_from_features(features, pair, self.beam_size, self.max_new_tokens), seconds
+        ):
             log_probs = row["log_probs"].tolist()
             tokens = row["prompt_tokens"] + len(log_probs)
             text = clean_hypothesis(self.model.avsr.llm.detokenize(row["ids"]))
-            out.append(Transcription(text, pair, row["ids"].tolist(), log_probs, tokens, self.flops_per_token * tokens / 1e12, s, [pair]))
+            out.append(
+                Transcription(
+                    text, pair, row["ids"].tolist(), log_probs, tokens, self.flops_per_token * tokens / 1e12, s, [pair]
+                )
+            )
         return out
 
     def _prompt_tokens(self, features, pair) -> list[int]:
@@ -451,7 +477,11 @@ class AVSR2Text:
         finest_prompts = self._prompt_tokens(features, self.cascade_ladder[-1]) if budget else None
         pending = list(range(n))
         for step, pair in enumerate(ladder):
-            sub = features if len(pending) == n else {m: (x[pending], lengths[pending]) for m, (x, lengths) in features.items()}
+            sub = (
+                features
+                if len(pending) == n
+                else {m: (x[pending], lengths[pending]) for m, (x, lengths) in features.items()}
+            )
             decoded = self._decode(sub, [seconds[i] for i in pending], pair)
             for i, d in zip(pending, decoded):
                 spent_tokens[i] += d.llm_input_tokens
@@ -514,12 +544,20 @@ class AVSR2Text:
             max_piece_seconds = min(max_piece_seconds, window / 100)  # mel frames: 100 / s
         spans = split_at_pauses(data.get("audio"), frames, max_piece_seconds)
         items = [
-            {m: (data[m][a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME] if m == "audio" else data[m][a:b]) for m in data}
+            {
+                m: (data[m][a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME] if m == "audio" else data[m][a:b])
+                for m in data
+            }
             for a, b in spans
         ]
         pieces: list[Transcription] = []
         groups = [list(range(i, min(i + batch_size, len(items)))) for i in range(0, len(items), batch_size)]
-        bar = progress(total=len(items), desc=f"transcribing {Path(path).name}", unit="piece", disable=not show_progress or len(items) == 1)
+        bar = progress(
+            total=len(items),
+            desc=f"transcribing {Path(path).name}",
+            unit="piece",
+            disable=not show_progress or len(items) == 1,
+        )
         with bar:
             for group in groups:
                 pieces += self.transcribe_batch([items[i] for i in group], rates)

@@ -12,6 +12,7 @@
 A part too large to copy is named by path: the machine that loads the pack needs it there (or under its
 own ``$MOME_PRETRAINED``); :func:`check_packed` names what is missing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,13 +59,19 @@ def _named(path: Path) -> str:
     return str(path)
 
 
-def pack_model(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None, copy_limit_mb: float = 1024.0) -> Path:
+def pack_model(
+    model_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None, copy_limit_mb: float = 1024.0
+) -> Path:
     """Write the packed folder of ``model_dir`` (a training output directory) to ``out_dir`` (created; must
     not exist or be empty). Returns ``out_dir``."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty: give a new folder")
-    with open(model_dir / "config.yaml", encoding="utf-8") if (model_dir / "config.yaml").is_file() else _missing(model_dir) as f:
+    with (
+        open(model_dir / "config.yaml", encoding="utf-8")
+        if (model_dir / "config.yaml").is_file()
+        else _missing(model_dir) as f
+    ):
         raw = yaml.safe_load(f)
     resolved = vars(read_config(model_dir))
     checkpoint = resolve_checkpoint(model_dir, checkpoint)
@@ -81,11 +88,15 @@ def pack_model(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Pat
                 continue
             source = Path(resolved[section][key])
             if not source.exists():
-                raise FileNotFoundError(f"{section} {key}: {conf[key]} (resolved: {source}) does not exist; cannot pack {model_dir}")
+                raise FileNotFoundError(
+                    f"{section} {key}: {conf[key]} (resolved: {source}) does not exist; cannot pack {model_dir}"
+                )
             size = _size(source)
             entry = {"option": f"{section}.{key}", "original": conf[key], "bytes": size}
             if size <= copy_limit_mb * 2**20:
-                part = section.removesuffix("_conf") + ("" if key == "path" else f"_{key}")  # frozen/llm, frozen/audio_encoder, ...
+                part = section.removesuffix("_conf") + (
+                    "" if key == "path" else f"_{key}"
+                )  # frozen/llm, frozen/audio_encoder, ...
                 name = "tokenizer" if key in ("tokenizer", "tokenizer_dir") else f"frozen/{part}"
                 target = work / name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +113,9 @@ def pack_model(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Pat
         if not (work / "tokenizer").exists():
             from mome.espnet.task import AVSRTask
 
-            AVSRTask.llm_spec(__import__("argparse").Namespace(**resolved)).load_tokenizer().save_pretrained(work / "tokenizer")
+            AVSRTask.llm_spec(__import__("argparse").Namespace(**resolved)).load_tokenizer().save_pretrained(
+                work / "tokenizer"
+            )
         if isinstance(raw.get("preprocessor_conf"), dict):
             raw["preprocessor_conf"].pop("noise", None)  # training-only: decoding adds no noise
         (work / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -120,7 +133,9 @@ def pack_model(model_dir: str | Path, out_dir: str | Path, checkpoint: str | Pat
 
 
 def _missing(model_dir: Path):
-    raise FileNotFoundError(f"training config {model_dir / 'config.yaml'} does not exist (is {model_dir} a training output directory?)")
+    raise FileNotFoundError(
+        f"training config {model_dir / 'config.yaml'} does not exist (is {model_dir} a training output directory?)"
+    )
 
 
 def check_packed(pack_dir: str | Path) -> list[str]:
@@ -140,6 +155,8 @@ def check_packed(pack_dir: str | Path) -> list[str]:
         else:
             path = Path(os.path.expandvars(part["path"]))
             if not path.exists():
-                problems.append(f"{part['option']}: {part['path']} (not copied into the pack: {part['bytes'] / 2**20:.0f} MB) "
-                                "does not exist on this machine; put it there or set $MOME_PRETRAINED")
+                problems.append(
+                    f"{part['option']}: {part['path']} (not copied into the pack: {part['bytes'] / 2**20:.0f} MB) "
+                    "does not exist on this machine; put it there or set $MOME_PRETRAINED"
+                )
     return problems

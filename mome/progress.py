@@ -1,4 +1,5 @@
 """Progress bars for long work: live on a terminal, a line every 10 s in a log file."""
+
 from __future__ import annotations
 
 import sys

@@ -14,6 +14,7 @@ words exactly, so every path that makes or compares words uses :func:`normalize_
 
 The result is words separated by single spaces; normalising twice changes nothing.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Shared pytest set-up."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,11 +23,16 @@ def pytest_terminal_summary(terminalreporter):
         return [r for r in reports if getattr(r, "when", "call") in ("setup", "call") and "real" in r.keywords]
 
     skipped = real(terminalreporter.stats.get("skipped", []))
-    ran = [r for r in real(terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []))
-           if r.when == "call"]
+    ran = [
+        r
+        for r in real(terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []))
+        if r.when == "call"
+    ]
     if skipped:
         terminalreporter.write_line(
             f"real pretrained parts: {len(skipped)} tests skipped, {len(ran)} ran; the parts go in {pretrained_root()} "
-            f"(MOME_PRETRAINED): get them with `{GET}`", yellow=True)
+            f"(MOME_PRETRAINED): get them with `{GET}`",
+            yellow=True,
+        )
     elif ran:
         terminalreporter.write_line(f"real pretrained parts: {len(ran)} tests ran on {pretrained_root()}", green=True)

@@ -1,4 +1,5 @@
 """Helpers of the ESPnet tests: tiny data directories, a tiny training config, stand-in pretrained models."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -100,11 +101,29 @@ def make_pretrained(root: Path) -> Path:
 
     root.mkdir(parents=True, exist_ok=True)
     whisper = WhisperConfig(
-        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500, vocab_size=100,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        vocab_size=100,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
     )
     WhisperModel(whisper).save_pretrained(root / "whisper-medium")
     torch.save(fairseq_style_checkpoint(AVHubertVideoEncoder("tiny")), root / "large_vox_iter5.pt")
-    make_tiny_llm(["the cat sat on the mat", "a dog ran home"], root / "Llama-3.2-1B", hidden_size=64, heads=4, kv_heads=2, layers=2)
+    make_tiny_llm(
+        ["the cat sat on the mat", "a dog ran home"],
+        root / "Llama-3.2-1B",
+        hidden_size=64,
+        heads=4,
+        kv_heads=2,
+        layers=2,
+    )
     return root

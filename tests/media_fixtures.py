@@ -3,6 +3,7 @@ landmarks, tiny mp4 clips (PyAV), and Kaldi data directories pointing at them.
 
 Import from tests as ``from media_fixtures import ...`` (pytest puts tests/ on sys.path).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -104,8 +105,13 @@ def write_clip(video: Path, landmarks: Path, clip: Clip, seed: int = 0) -> np.nd
     return audio
 
 
-def make_data_dir(root: Path, clips: list[Clip], segments: dict[str, list[tuple[float, float]]] | None = None,
-                  speaker: str = "spkA", set_name: str = "test") -> Path:
+def make_data_dir(
+    root: Path,
+    clips: list[Clip],
+    segments: dict[str, list[tuple[float, float]]] | None = None,
+    speaker: str = "spkA",
+    set_name: str = "test",
+) -> Path:
     """Write ``clips`` under ``root/corpus`` and a stage-1 style data directory ``root/data/<set>``.
     Recording ids are ``<speaker>_<clip name>``; a recording listed in ``segments`` is cut into
     utterances ``<recording>_<2-digit index>`` at the given (start, end) seconds."""
@@ -131,8 +137,14 @@ def make_data_dir(root: Path, clips: list[Clip], segments: dict[str, list[tuple[
     return data
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = 25, pts_ms: list[int] | None = None,
-                matrix: list[int] | None = None, audio: np.ndarray | None = None) -> Path:
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 25,
+    pts_ms: list[int] | None = None,
+    matrix: list[int] | None = None,
+    audio: np.ndarray | None = None,
+) -> Path:
     """An mp4 as phones and other tools write it: uint8 RGB ``(T, H, W, 3)`` (or gray) frames at ``fps``, or at
     the millisecond times ``pts_ms`` (variable frame rate), with an optional display matrix (FFmpeg's 9 int32)
     and 16 kHz mono audio."""

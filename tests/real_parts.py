@@ -1,6 +1,7 @@
 """Where the tests find the real pretrained parts (tools/get_pretrained.sh), and what happens when they are absent:
 a skip that names the part and the command to get it, or a failure when MOME_REQUIRE_REAL=1 (CI sets it, so that
 a CI run cannot pass without having run the real-part tests)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Parameter and FLOP accounting (meta device) and the mome-params / mome-flops CLIs, checked by hand."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,14 @@ def small_config(tmp_path):
 
 def test_mome_counts_by_hand():
     # expert 32->3->32 with biases: 32*3+3 + 3*32+32 = 227; router 32*4 = 128
-    total, active = adapter_params(tiny_llm_config(**SMALL), MoMESpec(experts=4, top_k=2, shared_experts=1, bottleneck=3))
+    total, active = adapter_params(
+        tiny_llm_config(**SMALL), MoMESpec(experts=4, top_k=2, shared_experts=1, bottleneck=3)
+    )
     assert total == 2 * (5 * 227 + 128)
     assert active == 2 * (3 * 227 + 128)  # 2 routed + 1 shared + the router, per layer
-    per_scale, _ = adapter_params(tiny_llm_config(**SMALL), MoMESpec(experts=4, top_k=2, bottleneck=3, router_per_scale=True), n_scales=3)
+    per_scale, _ = adapter_params(
+        tiny_llm_config(**SMALL), MoMESpec(experts=4, top_k=2, bottleneck=3, router_per_scale=True), n_scales=3
+    )
     assert per_scale == total + 2 * 2 * 128
 
 
@@ -61,7 +66,12 @@ def test_params_cli(small_config, capsys):
     assert json.loads(capsys.readouterr().out) == {
         "total_adapter_params": 2526, "active_adapter_params": 1618, "projector_params": 1664
     }  # fmt: skip
-    assert params.main(["--llm_config", str(small_config), "--adapter", "mtsk-ss", "--lora_reduction", "8", "--scales", "3"]) == 0
+    assert (
+        params.main(
+            ["--llm_config", str(small_config), "--adapter", "mtsk-ss", "--lora_reduction", "8", "--scales", "3"]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "total adapter params" in text and "2,688" in text and "rank 4" in text
     assert params.main(["--llm_config", str(small_config), "--adapter", "mome", "--top_k", "30"]) == 1
@@ -69,7 +79,19 @@ def test_params_cli(small_config, capsys):
 
 
 def test_flops_cli(small_config, capsys):
-    argv = ["--llm_config", str(small_config), "--seconds", "10", "--rates", "1,1", "4,2", "16,0", "--text_tokens", "5", "--json"]
+    argv = [
+        "--llm_config",
+        str(small_config),
+        "--seconds",
+        "10",
+        "--rates",
+        "1,1",
+        "4,2",
+        "16,0",
+        "--text_tokens",
+        "5",
+        "--json",
+    ]
     assert flops.main(argv) == 0
     rows = json.loads(capsys.readouterr().out)["rates"]
     per_token = 2 * 9280 + 32 + 3200
@@ -83,7 +105,12 @@ def test_published_llama_configs():
     one = meta_llm(params.load_llm_config(CONF / "llama-3.2-1b.json"))
     assert llm_forward_params(one) == 1_235_814_400  # Llama 3.2-1B's published size (tied head counted once)
     config = params.load_llm_config(CONF / "llama-3.2-3b.json")
-    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.tie_word_embeddings) == (3072, 28, 24, True)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.tie_word_embeddings) == (
+        3072,
+        28,
+        24,
+        True,
+    )
     # MoME-23/4 (1 shared, w 12, MHSA) on 3.2-3B: 12.7M active (paper); Llama-AVSR LoRA r=96: 27.5M
     _, active = adapter_params(config, MoMESpec(experts=23, top_k=4, shared_experts=1, bottleneck=12))
     assert active == 28 * (5 * (2 * 3072 * 12 + 12 + 3072) + 3072 * 23) == 12_732_048

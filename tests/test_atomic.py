@@ -1,5 +1,6 @@
 """mome.atomic and its users: an output appears whole or not at all, a failed or killed change leaves the old
 state, leftovers of killed runs are cleared."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,14 @@ def test_killed_in_the_middle_of_a_write_the_old_file_stays(tmp_path):
     path = tmp_path / "text"
     path.write_text("old\n")
     env = {**os.environ, atomic.KILL_IN_SAVE: "text"}
-    run = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(path)], env=env, start_new_session=True,
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITE, str(path)],
+        env=env,
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == -9, run.stderr
     assert path.read_text() == "old\n"
     (half,) = [p for p in tmp_path.iterdir() if p.name != "text"]

@@ -2,6 +2,7 @@
 from another folder with the same text, a 3-minute file is transcribed in pieces cut at pauses, the adaptive
 rate (rates="auto") equals the fixed pairs at thresholds 0 and 1 and its budget never lets it cost more than
 the finest pair, and mome-transcribe takes folders and writes JSON."""
+
 from __future__ import annotations
 
 import json
@@ -92,7 +93,9 @@ def test_a_packed_model_loads_in_a_fresh_process_from_another_folder(trained, av
     assert pack_model.main([str(source / "exp" / "mome"), str(packed)]) == 0
     manifest = json.loads((packed / "manifest.json").read_text())
     assert manifest["checkpoint"] == "model.pth" and (packed / "model.pth").is_file()
-    assert [(p["option"], p["copied"], p["path"]) for p in manifest["frozen"]] == [("llm_conf.tokenizer_dir", True, "tokenizer")]
+    assert [(p["option"], p["copied"], p["path"]) for p in manifest["frozen"]] == [
+        ("llm_conf.tokenizer_dir", True, "tokenizer")
+    ]
     assert (packed / "tokenizer" / "tokenizer.json").is_file()
     elsewhere = tmp_path / "another" / "machine"
     shutil.copytree(packed, elsewhere)
@@ -183,7 +186,13 @@ def test_the_cascade_equals_the_fixed_pairs_at_thresholds_0_and_1_and_its_budget
             avsr.cascade_threshold = threshold
             auto = avsr.transcribe_batch(items, "auto")
             for a, f in zip(auto, fixed[pair]):
-                assert (a.text, a.rates, a.tried, a.llm_input_tokens, a.llm_tflops) == (f.text, pair, [pair], f.llm_input_tokens, f.llm_tflops)
+                assert (a.text, a.rates, a.tried, a.llm_input_tokens, a.llm_tflops) == (
+                    f.text,
+                    pair,
+                    [pair],
+                    f.llm_input_tokens,
+                    f.llm_tflops,
+                )
         cheap, fine = fixed[(16, 5)], fixed[(4, 2)]
         confidences = sorted(c.confidence for c in cheap)
         for threshold in [0.0, confidences[1] + 1e-9, confidences[3] + 1e-9, 0.999, 1.0]:
@@ -193,7 +202,9 @@ def test_the_cascade_equals_the_fixed_pairs_at_thresholds_0_and_1_and_its_budget
             for a, c, f in zip(auto, cheap, fine):
                 fell = 0 < threshold < 1 and c.confidence < threshold
                 assert a.text == (f.text if fell or threshold == 1 else c.text)
-                expected = (c.llm_input_tokens + f.llm_input_tokens) if fell else (f if threshold == 1 else c).llm_input_tokens
+                expected = (
+                    (c.llm_input_tokens + f.llm_input_tokens) if fell else (f if threshold == 1 else c).llm_input_tokens
+                )
                 assert a.llm_input_tokens == expected
             # with the budget, the batch never costs more than the finest pair, and the pure rule chose the same
             assert sum(r.llm_input_tokens for r in capped) <= sum(f.llm_input_tokens for f in fine)
@@ -265,7 +276,9 @@ def test_mome_transcribe_takes_a_folder_and_writes_text_or_json(trained, avsr, t
     assert transcribe.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == [str(folder / "a.mp4"), str(folder / "b.mp4")]
-    expected = AVSR2Text.from_pretrained(exp, beam_size=2, max_new_tokens=4).transcribe_file(folder / "a.mp4", rates=(16, 5))
+    expected = AVSR2Text.from_pretrained(exp, beam_size=2, max_new_tokens=4).transcribe_file(
+        folder / "a.mp4", rates=(16, 5)
+    )
     assert lines[0] == f"{folder / 'a.mp4'} {expected.text}".rstrip()
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"no video")

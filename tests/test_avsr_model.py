@@ -1,4 +1,5 @@
 """The AVSR model end to end with tiny dummy encoders: multi-scale loss, gradients, decoding, bad inputs."""
+
 from __future__ import annotations
 
 import pytest
@@ -49,10 +50,21 @@ def _seed():
     torch.manual_seed(0)
 
 
-def build(adapter=None, audio=True, video=True, audio_rates=(2, 4), video_rates=(1, 3), rate_pairs=None, pooling="avg", **kwargs) -> AVSRModel:
+def build(
+    adapter=None,
+    audio=True,
+    video=True,
+    audio_rates=(2, 4),
+    video_rates=(1, 3),
+    rate_pairs=None,
+    pooling="avg",
+    **kwargs,
+) -> AVSRModel:
     llm = FrozenLLM(*make_tiny_llm(TEXTS, initializer_range=0.3))
     compressor = MatryoshkaCompressor(audio_rates, video_rates, rate_pairs, pooling)
-    return AVSRModel(llm, AudioEncoder() if audio else None, VideoEncoder() if video else None, compressor, adapter, **kwargs)
+    return AVSRModel(
+        llm, AudioEncoder() if audio else None, VideoEncoder() if video else None, compressor, adapter, **kwargs
+    )
 
 
 def inputs():
@@ -119,7 +131,14 @@ def test_decode_every_pair_and_zero_init_equivalence():
 def test_ragged_batch_decodes_like_single_utterances():
     model = build().eval()
     x = inputs()
-    batch = model.decode(x["audio"], x["video"], rates=(2, 3), audio_lengths=x["audio_lengths"], video_lengths=x["video_lengths"], max_new_tokens=6)
+    batch = model.decode(
+        x["audio"],
+        x["video"],
+        rates=(2, 3),
+        audio_lengths=x["audio_lengths"],
+        video_lengths=x["video_lengths"],
+        max_new_tokens=6,
+    )
     for i in range(2):
         a = x["audio"][i : i + 1, : x["audio_lengths"][i]]
         v = x["video"][i : i + 1, : x["video_lengths"][i]]
@@ -233,7 +252,9 @@ def test_precomputed_features_skip_the_encoders_and_give_the_same_loss():
         mixed = model(TEXTS, audio=x["audio"], audio_lengths=x["audio_lengths"], features={"video": encoded["video"]})
     assert calls == {"audio": 1, "video": 0}
     assert torch.equal(online.loss, offline.loss) and torch.equal(online.loss, mixed.loss)
-    assert model.decode_from_features(encoded, (4, 3), max_new_tokens=4) == model.decode(rates=(4, 3), max_new_tokens=4, **x)
+    assert model.decode_from_features(encoded, (4, 3), max_new_tokens=4) == model.decode(
+        rates=(4, 3), max_new_tokens=4, **x
+    )
     with pytest.raises(ValueError, match=r"precomputed audio features must be \(batch, frames, 16\)"):
         model(TEXTS, video=x["video"], features={"audio": (torch.zeros(2, 5, 7), None)})
     with pytest.raises(ValueError, match="both raw video input and precomputed video features"):

@@ -1,4 +1,5 @@
 """One CLI vocabulary and one error path for every mome.bin entry point (mome.bin._cli)."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ def help_text(name: str, capsys) -> str:
 
 
 def test_every_entry_point_is_found():
-    assert {"extract", "make_noisy", "dump_features", "avsr_inference", "transcribe", "params", "flops"} <= set(ENTRY_POINTS)
+    assert {"extract", "make_noisy", "dump_features", "avsr_inference", "transcribe", "params", "flops"} <= set(
+        ENTRY_POINTS
+    )
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)
@@ -68,10 +71,14 @@ def test_old_spellings_still_work_in_the_entry_points(tmp_path, capsys, monkeypa
     from mome.bin import dump_features, extract, flops, make_noisy, prepare_lrs, transcribe
 
     calls = {}
-    monkeypatch.setattr(extract, "run_job", lambda data, dump, job, njobs, detect: calls.setdefault("extract", (data, dump)))
+    monkeypatch.setattr(
+        extract, "run_job", lambda data, dump, job, njobs, detect: calls.setdefault("extract", (data, dump))
+    )
     monkeypatch.setattr(extract, "merge", lambda *a: None)
     assert extract.main(["--data", "data/x", "--dump", "dump/x"]) == 0
-    monkeypatch.setattr(make_noisy, "make_noisy_copies", lambda data, noise, dump, snrs: calls.setdefault("noisy", (data, dump)) and [])
+    monkeypatch.setattr(
+        make_noisy, "make_noisy_copies", lambda data, noise, dump, snrs: calls.setdefault("noisy", (data, dump)) and []
+    )
     assert make_noisy.main(["--data", "data/x", "--noise", "n.wav", "--dump", "dump"]) == 0
     monkeypatch.setattr(prepare_lrs, "prepare_lrs3", lambda root, out, *a: calls.setdefault("prepare", (out, a[1])))
     assert prepare_lrs.main(["--corpus", "lrs3", "--root", "r", "--out", "data", "--max-seconds", "8"]) == 0

@@ -1,4 +1,5 @@
 """Matryoshka compressor (avg / stack pooling, ragged lengths) and the per-rate projectors."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Converters on small synthetic inputs (no downloads): the CTranslate2 model.bin reader against files written
 from the published layout, the CTranslate2 -> Hugging Face Whisper mapping against a random tiny Whisper mapped
 the CTranslate2 way, the errors, and the mome-convert command. The real packages: test_real_whisper.py."""
+
 from __future__ import annotations
 
 import struct
@@ -70,16 +71,30 @@ def test_reader_errors(tmp_path):
     with pytest.raises(CTranslate2FormatError, match="alias y points at missing variable z"):
         read_ctranslate2(write_model_bin(tmp_path / "alias.bin", {"x": np.zeros(2, np.float32)}, {"y": "z"}))
     with pytest.raises(CTranslate2FormatError, match="quantised"):
-        read_ctranslate2(write_model_bin(tmp_path / "q.bin", {"x/weight": np.zeros(2, np.int8), "x/weight_scale": np.ones(1, np.float32)}))
+        read_ctranslate2(
+            write_model_bin(
+                tmp_path / "q.bin", {"x/weight": np.zeros(2, np.int8), "x/weight_scale": np.ones(1, np.float32)}
+            )
+        )
     with pytest.raises(FileNotFoundError, match="missing.bin does not exist"):
         read_ctranslate2(tmp_path / "missing.bin")
 
 
 # ------------------------------------------------------------------ Whisper mapping
 
-TINY = dict(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=24, decoder_layers=2,
-            decoder_attention_heads=4, decoder_ffn_dim=20, max_source_positions=30, max_target_positions=12,
-            vocab_size=40, num_mel_bins=80)
+TINY = dict(
+    d_model=16,
+    encoder_layers=2,
+    encoder_attention_heads=2,
+    encoder_ffn_dim=24,
+    decoder_layers=2,
+    decoder_attention_heads=4,
+    decoder_ffn_dim=20,
+    max_source_positions=30,
+    max_target_positions=12,
+    vocab_size=40,
+    num_mel_bins=80,
+)
 IDS = dict(pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3)
 
 
@@ -88,9 +103,15 @@ def ctranslate2_layout(model) -> tuple[dict, dict]:
     (written here from the documented layout, independently of the converter under test)."""
     sd = {k: v.detach().numpy().astype(np.float16) for k, v in model.state_dict().items()}
     cfg = model.config
-    out = {"encoder/num_heads": np.int16(cfg.encoder_attention_heads), "decoder/num_heads": np.int16(cfg.decoder_attention_heads),
-           "decoder/activation": np.int8(3), "decoder/pre_norm": np.int8(1), "decoder/scale_embeddings": np.int8(0),
-           "decoder/alibi": np.int8(0), "decoder/embeddings/weight": sd["model.decoder.embed_tokens.weight"]}
+    out = {
+        "encoder/num_heads": np.int16(cfg.encoder_attention_heads),
+        "decoder/num_heads": np.int16(cfg.decoder_attention_heads),
+        "decoder/activation": np.int8(3),
+        "decoder/pre_norm": np.int8(1),
+        "decoder/scale_embeddings": np.int8(0),
+        "decoder/alibi": np.int8(0),
+        "decoder/embeddings/weight": sd["model.decoder.embed_tokens.weight"],
+    }
 
     def lin(dst, src):
         out[f"{dst}/weight"], out[f"{dst}/bias"] = sd[f"{src}.weight"], sd[f"{src}.bias"]
@@ -155,7 +176,9 @@ def test_whisper_mapping_inverts_ctranslate2_layout(tmp_path, tiny_whisper):
     features = torch.randn(1, 80, 2 * TINY["max_source_positions"], generator=torch.Generator().manual_seed(0))
     ids = torch.tensor([[3, 5, 7]])
     with torch.no_grad():
-        assert torch.equal(rebuilt(features, decoder_input_ids=ids).logits, tiny_whisper(features, decoder_input_ids=ids).logits)
+        assert torch.equal(
+            rebuilt(features, decoder_input_ids=ids).logits, tiny_whisper(features, decoder_input_ids=ids).logits
+        )
 
 
 def test_whisper_mapping_errors(tmp_path, tiny_whisper):
@@ -168,7 +191,9 @@ def test_whisper_mapping_errors(tmp_path, tiny_whisper):
 
     bias = variables["encoder/layer_1/self_attention/linear_0/bias"].copy()
     bias[TINY["d_model"]] = 1  # a k bias, which Whisper does not have
-    with pytest.raises(WhisperConversionError, match="layer_1/self_attention/linear_0: the k_proj bias slice is not zero"):
+    with pytest.raises(
+        WhisperConversionError, match="layer_1/self_attention/linear_0: the k_proj bias slice is not zero"
+    ):
         convert({"encoder/layer_1/self_attention/linear_0/bias": bias})
     with pytest.raises(WhisperConversionError, match="no variable decoder/layer_0/attention/linear_2/weight"):
         convert({}, drop=["decoder/layer_0/attention/linear_2/weight"])
@@ -180,7 +205,9 @@ def test_whisper_mapping_errors(tmp_path, tiny_whisper):
     with pytest.raises(WhisperConversionError, match="not tied"):
         convert({"decoder/projection/weight": untied}, new_aliases={})
     with pytest.raises(WhisperConversionError, match="spec 'TransformerSpec' is not WhisperSpec"):
-        whisper_config_values(read_ctranslate2(write_model_bin(tmp_path / "t.bin", variables, aliases, spec="TransformerSpec")))
+        whisper_config_values(
+            read_ctranslate2(write_model_bin(tmp_path / "t.bin", variables, aliases, spec="TransformerSpec"))
+        )
 
 
 def test_convert_command_errors_leave_no_directory(tmp_path, capsys):

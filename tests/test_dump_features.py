@@ -1,5 +1,6 @@
 """Precomputed frozen-encoder features: dump_features writes Kaldi ark/scp of what the encoders compute,
 and training from them equals training with the encoders online (no augmentation, frozen encoders)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,20 +19,19 @@ from mome.espnet.preprocess import AVSRPreprocessor
 from mome.espnet.task import AVSRTask
 
 
-
 def frozen_config(path: Path, root: Path, texts: Path, pretrained: Path, **overrides) -> Path:
     """The tiny config with frozen pretrained stand-in encoders (Whisper, AV-HuBERT); ROIs of exactly the
     crop size and no time masking: online training sees no augmentation either."""
     write_config(path, root / "tokenizer", texts, preprocessor_conf={"mask_window": 0}, **overrides)
     config = yaml.safe_load(path.read_text())
     config.update(
-        audio_encoder="whisper", audio_encoder_conf={"path": str(pretrained / "whisper-medium")},
-        video_encoder="avhubert", video_encoder_conf={"path": str(pretrained / "large_vox_iter5.pt")},
+        audio_encoder="whisper",
+        audio_encoder_conf={"path": str(pretrained / "whisper-medium")},
+        video_encoder="avhubert",
+        video_encoder_conf={"path": str(pretrained / "large_vox_iter5.pt")},
     )
     path.write_text(yaml.safe_dump(config))
     return path
-
-
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,20 @@ def dumped(tmp_path_factory):
     train, valid = make_data_dir(root / "train", 4, roi_size=88), make_data_dir(root / "valid", 2, seed=1, roi_size=88)
     pretrained = make_pretrained(root / "pretrained")
     online = frozen_config(root / "online.yaml", root, train / "text", pretrained)
-    offline = frozen_config(root / "offline.yaml", root, train / "text", pretrained, model_conf={"precomputed_features": True})
+    offline = frozen_config(
+        root / "offline.yaml", root, train / "text", pretrained, model_conf={"precomputed_features": True}
+    )
     for data in (train, valid):
-        argv = ["--config", str(offline), "--data_dir", str(data), "--output_dir", str(root / "dump" / data.name), "--batch_size", "3"]
+        argv = [
+            "--config",
+            str(offline),
+            "--data_dir",
+            str(data),
+            "--output_dir",
+            str(root / "dump" / data.name),
+            "--batch_size",
+            "3",
+        ]
         assert dump_features.main(argv) == 0
     return root, train, valid, online, offline
 
@@ -51,7 +62,10 @@ def feature_options(root: Path, train: Path, valid: Path) -> list[str]:
     argv = []
     for mode, data in (("train", train), ("valid", valid)):
         for name in ("audio_feats", "video_feats"):
-            argv += [f"--{mode}_data_path_and_name_and_type", f"{root / 'dump' / data.name / name}.scp,{name},kaldi_ark"]
+            argv += [
+                f"--{mode}_data_path_and_name_and_type",
+                f"{root / 'dump' / data.name / name}.scp,{name},kaldi_ark",
+            ]
     return argv
 
 
@@ -94,9 +108,18 @@ def test_one_step_from_features_equals_one_step_encoding_online(dumped):
     model = AVSRTask.build_model(args).train()
     utts = sorted(line.split()[0] for line in (train / "text").read_text().splitlines())[:3]
     text = (str(train / "text"), "text", "text")
-    from_features = batch_of(args, [(str(root / "dump/train/audio_feats.scp"), "audio_feats", "kaldi_ark"),
-                                    (str(root / "dump/train/video_feats.scp"), "video_feats", "kaldi_ark"), text], utts)
-    from_media = batch_of(args, [(str(train / "wav.scp"), "audio", "sound"), (str(train / "roi.scp"), "video", "roi"), text], utts)
+    from_features = batch_of(
+        args,
+        [
+            (str(root / "dump/train/audio_feats.scp"), "audio_feats", "kaldi_ark"),
+            (str(root / "dump/train/video_feats.scp"), "video_feats", "kaldi_ark"),
+            text,
+        ],
+        utts,
+    )
+    from_media = batch_of(
+        args, [(str(train / "wav.scp"), "audio", "sound"), (str(train / "roi.scp"), "video", "roi"), text], utts
+    )
     assert from_features["audio_feats"].shape[-1] == 32 and "audio" not in from_features  # Whisper stand-in: d_model 32
     calls = []
     for encoder in model.avsr.encoders.values():
@@ -110,10 +133,18 @@ def test_one_step_from_features_equals_one_step_encoding_online(dumped):
         assert torch.allclose(stats_features[key], stats_online[key], atol=1e-5), key
 
     # whole training runs: the same weights after an epoch whether encoded online or read from features
-    avsr_train.main(["--config", str(online), "--output_dir", str(root / "exp_online"), *data_options(train, root / "valid")])
+    avsr_train.main(
+        ["--config", str(online), "--output_dir", str(root / "exp_online"), *data_options(train, root / "valid")]
+    )
     # the recipe may pass raw data and features alike: the config picks the features
-    argv = ["--config", str(offline), "--output_dir", str(root / "exp_features"), *feature_options(root, train, root / "valid"),
-            *data_options(train, root / "valid")]
+    argv = [
+        "--config",
+        str(offline),
+        "--output_dir",
+        str(root / "exp_features"),
+        *feature_options(root, train, root / "valid"),
+        *data_options(train, root / "valid"),
+    ]
     avsr_train.main(argv)
     saved = yaml.safe_load((root / "exp_features" / "config.yaml").read_text())
     assert [e[1] for e in saved["train_data_path_and_name_and_type"]] == ["audio_feats", "video_feats", "text"]
@@ -124,8 +155,18 @@ def test_one_step_from_features_equals_one_step_encoding_online(dumped):
     for key in ours:
         assert torch.allclose(ours[key], theirs[key], atol=1e-4), key
     # the model trained from features decodes media: its encoders are there, run online at test time
-    argv = ["--model_dir", str(root / "exp_features"), "--data_dir", str(root / "valid"), "--rates", "4,2", "--beam_size", "1",
-            "--max_new_tokens", "3"]
+    argv = [
+        "--model_dir",
+        str(root / "exp_features"),
+        "--data_dir",
+        str(root / "valid"),
+        "--rates",
+        "4,2",
+        "--beam_size",
+        "1",
+        "--max_new_tokens",
+        "3",
+    ]
     assert avsr_inference.main(argv) == 0
     assert len((root / "exp_features" / "decode_valid_ra4_rv2" / "text").read_text().splitlines()) == 2
 
@@ -133,16 +174,39 @@ def test_one_step_from_features_equals_one_step_encoding_online(dumped):
 def test_trainable_encoders_and_missing_features_are_refused(dumped, tmp_path, capsys):
     root, train, valid, _, offline = dumped
     trainable = write_config(tmp_path / "trainable.yaml", root / "tokenizer", train / "text")  # small encoders train
-    assert dump_features.main(["--config", str(trainable), "--data_dir", str(train), "--output_dir", str(tmp_path / "f")]) == 1
+    assert (
+        dump_features.main(["--config", str(trainable), "--data_dir", str(train), "--output_dir", str(tmp_path / "f")])
+        == 1
+    )
     assert "the audio encoder is trainable (frozen: false)" in capsys.readouterr().err
-    random = write_config(tmp_path / "random.yaml", root / "tokenizer", train / "text", video_encoder_conf={"frozen": True})
-    assert dump_features.main(["--config", str(random), "--data_dir", str(train), "--output_dir", str(tmp_path / "f"), "--modalities", "video"]) == 1
+    random = write_config(
+        tmp_path / "random.yaml", root / "tokenizer", train / "text", video_encoder_conf={"frozen": True}
+    )
+    assert (
+        dump_features.main(
+            [
+                "--config",
+                str(random),
+                "--data_dir",
+                str(train),
+                "--output_dir",
+                str(tmp_path / "f"),
+                "--modalities",
+                "video",
+            ]
+        )
+        == 1
+    )
     assert "the video encoder has random weights (no path=)" in capsys.readouterr().err
-    bad = write_config(tmp_path / "bad.yaml", root / "tokenizer", train / "text", model_conf={"precomputed_features": ["video"]})
+    bad = write_config(
+        tmp_path / "bad.yaml", root / "tokenizer", train / "text", model_conf={"precomputed_features": ["video"]}
+    )
     with pytest.raises(ConfigError, match="precomputed_features: video_encoder_conf: the video encoder is trainable"):
         AVSRTask.build_model(AVSRTask.get_parser().parse_args(["--config", str(bad)]))
     with pytest.raises(ConfigError, match=r"precomputed_features: 'lips' is not a modality of this model"):
-        bad = write_config(tmp_path / "bad.yaml", root / "tokenizer", train / "text", model_conf={"precomputed_features": ["lips"]})
+        bad = write_config(
+            tmp_path / "bad.yaml", root / "tokenizer", train / "text", model_conf={"precomputed_features": ["lips"]}
+        )
         AVSRTask.build_model(AVSRTask.get_parser().parse_args(["--config", str(bad)]))
     with pytest.raises(SystemExit, match=r"needs the input\(s\) \['audio_feats', 'video_feats'\].*dump_features"):
         avsr_train.main(["--config", str(offline), "--output_dir", str(tmp_path / "exp"), *data_options(train, valid)])

@@ -1,6 +1,7 @@
 """Audio and video encoders: shapes and lengths of ragged batches, padding independence, Whisper log-mel
 parity with transformers' extractor, Whisper save_pretrained loading, AV-HuBERT public checkpoint loading
 (without fairseq), the frozen flag, the constructors' path= / config= choice."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,21 @@ from mome.models.encoders.whisper import WhisperAudioEncoder
 
 
 TINY_WHISPER = dict(
-    d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64, max_source_positions=100,
-    decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=64, max_target_positions=16, vocab_size=64,
-    num_mel_bins=80, pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3,
+    d_model=32,
+    encoder_layers=2,
+    encoder_attention_heads=4,
+    encoder_ffn_dim=64,
+    max_source_positions=100,
+    decoder_layers=1,
+    decoder_attention_heads=4,
+    decoder_ffn_dim=64,
+    max_target_positions=16,
+    vocab_size=64,
+    num_mel_bins=80,
+    pad_token_id=1,
+    bos_token_id=2,
+    eos_token_id=2,
+    decoder_start_token_id=3,
 )  # 100 positions = 200 mel frames = 2 s
 
 
@@ -312,7 +325,9 @@ def test_registry_names_the_encoder_classes_and_errors(tmp_path):
     from mome.espnet.choices import ConfigError, audio_encoder_choices, build, video_encoder_choices
 
     assert isinstance(build(audio_encoder_choices, "whisper", {"config": TINY_WHISPER}), WhisperAudioEncoder)
-    assert _no_trainable(build(audio_encoder_choices, "whisper", {"config": TINY_WHISPER}))  # pretrained kinds default frozen
+    assert _no_trainable(
+        build(audio_encoder_choices, "whisper", {"config": TINY_WHISPER})
+    )  # pretrained kinds default frozen
     (tmp_path / "whisper.json").write_text(__import__("json").dumps(TINY_WHISPER))
     from_json = build(audio_encoder_choices, "whisper", {"config": str(tmp_path / "whisper.json")})
     assert from_json.output_size == TINY_WHISPER["d_model"]

@@ -1,5 +1,6 @@
 """Data-parallel training on ESPnet's trainer: two processes (torchrun, gloo back-end, CPU) split each batch,
 train two steps with MoME's routed experts and end with identical weights."""
+
 from __future__ import annotations
 
 import os
@@ -27,15 +28,38 @@ def test_two_gloo_processes_train_under_ddp_and_agree(tmp_path):
     # one batch of 4 per epoch, 2 utterances per rank; two epochs = two DDP steps on the same wrapped model
     # (a parameter without gradient in step 1 would make step 2 fail with unused_parameters false)
     config = write_config(
-        tmp_path / "train.yaml", tmp_path / "tokenizer", train_dir / "text",
-        batch_size=4, valid_batch_size=2, max_epoch=2, keep_nbest_models=2, unused_parameters=False,
+        tmp_path / "train.yaml",
+        tmp_path / "tokenizer",
+        train_dir / "text",
+        batch_size=4,
+        valid_batch_size=2,
+        max_epoch=2,
+        keep_nbest_models=2,
+        unused_parameters=False,
     )
     out = tmp_path / "exp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        "-m", "mome.bin.avsr_train", "--config", str(config), "--output_dir", str(out), *data_options(train_dir, valid_dir),
-        "--ngpu", "0", "--dist_backend", "gloo", "--multiprocessing_distributed", "false",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "mome.bin.avsr_train",
+        "--config",
+        str(config),
+        "--output_dir",
+        str(out),
+        *data_options(train_dir, valid_dir),
+        "--ngpu",
+        "0",
+        "--dist_backend",
+        "gloo",
+        "--multiprocessing_distributed",
+        "false",
     ]
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     log = run.stdout + run.stderr

@@ -1,5 +1,6 @@
 """The ESPnet task: configs naming our choices train on ESPnet's trainer; bad keys fail early; NaN steps are
 skipped and counted; a killed run resumes to the same weights; the paper configs build; preprocessing."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,6 @@ from mome.models.llm import tokenize_transcript
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("espnet_data")
@@ -45,7 +44,12 @@ def test_config_naming_our_choices_trains_on_espnets_trainer(data, tmp_path):
     out = train(config, tmp_path / "exp", train_dir, valid_dir)
 
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert (saved["audio_encoder"], saved["video_encoder"], saved["llm"], saved["llm_adapter"]) == ("small", "small", "tiny", "mome")
+    assert (saved["audio_encoder"], saved["video_encoder"], saved["llm"], saved["llm_adapter"]) == (
+        "small",
+        "small",
+        "tiny",
+        "mome",
+    )
     # shape files written from utt2dur: frames at 25 fps
     shapes = dict(line.split() for line in (out / "shape" / "train.shape").read_text().splitlines())
     durations = dict(line.split() for line in (train_dir / "utt2dur").read_text().splitlines())
@@ -66,7 +70,9 @@ def test_unknown_config_key_fails_at_start(data, tmp_path, capsys):
         avsr_train.main(["--config", str(config), "--output_dir", str(tmp_path / "exp")])
     assert f"unrecognized arguments: bogus_option (from {config})" in capsys.readouterr().err
 
-    bad_conf = write_config(tmp_path / "bad2.yaml", root / "tokenizer", train_dir / "text", llm_adapter_conf={"expert": 4})
+    bad_conf = write_config(
+        tmp_path / "bad2.yaml", root / "tokenizer", train_dir / "text", llm_adapter_conf={"expert": 4}
+    )
     args = AVSRTask.get_parser().parse_args(["--config", str(bad_conf)])
     with pytest.raises(ConfigError, match=r"llm_adapter_conf: .*'expert'.*allowed keys for MoMESpec: \['experts'"):
         AVSRTask.build_model(args)
@@ -115,7 +121,9 @@ def test_resume_after_a_killed_run_ends_where_an_uninterrupted_run_ends(data, tw
     killed = tmp_path / "killed"
     argv = ["--config", str(config), "--output_dir", str(killed), *data_options(train_dir, valid_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-c", KILL_IN_EPOCH_2, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", KILL_IN_EPOCH_2, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == -9, run.stderr[-3000:]
     assert (killed / "1epoch.pth").exists() and not (killed / "2epoch.pth").exists()
 
@@ -133,8 +141,15 @@ def test_paper_configs_build_and_leave_pretrained_weights_out_of_checkpoints(tmp
     monkeypatch.setenv("MOME_PRETRAINED", str(pretrained))
     configs = sorted((ROOT / "egs" / corpus / "avsr" / "conf").glob("train_*.yaml"))
     names = {c.name for c in configs}
-    assert {"train_mome.yaml", "train_llama_avsr.yaml", "train_mtsk_ms.yaml", "train_mtsk_ss.yaml", "train_mtsk_mss.yaml",
-            "train_asr_mome.yaml", "train_vsr_mome.yaml"} <= names
+    assert {
+        "train_mome.yaml",
+        "train_llama_avsr.yaml",
+        "train_mtsk_ms.yaml",
+        "train_mtsk_ss.yaml",
+        "train_mtsk_mss.yaml",
+        "train_asr_mome.yaml",
+        "train_vsr_mome.yaml",
+    } <= names
     for config in configs:
         args = AVSRTask.get_parser().parse_args(["--config", str(config)])
         model = AVSRTask.build_model(args)
@@ -155,8 +170,14 @@ def test_paper_configs_build_and_leave_pretrained_weights_out_of_checkpoints(tmp
 def test_mini_config_parses_and_names_the_small_model():
     args = AVSRTask.get_parser().parse_args(["--config", str(ROOT / "egs/mini_lrs3/avsr/conf/train_mome.yaml")])
     assert (args.audio_encoder, args.video_encoder, args.llm, args.llm_adapter) == ("small", "small", "hf", "mome")
-    assert args.llm_conf == {"path": "exp/pretrain_lm"} and args.audio_encoder_conf == {"path": "exp/pretrain_audio/encoder"}
-    assert (args.llm_adapter_conf["experts"], args.llm_adapter_conf["top_k"], args.llm_adapter_conf["shared_experts"]) == (8, 2, 1)
+    assert args.llm_conf == {"path": "exp/pretrain_lm"} and args.audio_encoder_conf == {
+        "path": "exp/pretrain_audio/encoder"
+    }
+    assert (
+        args.llm_adapter_conf["experts"],
+        args.llm_adapter_conf["top_k"],
+        args.llm_adapter_conf["shared_experts"],
+    ) == (8, 2, 1)
     assert args.compressor_conf == {"audio_rates": [4, 16], "video_rates": [2, 5], "pooling": "avg"}
 
 
@@ -169,13 +190,21 @@ def test_encoders_run_once_per_batch_for_all_rate_pairs(data, tmp_path):
     for name, encoder in model.avsr.encoders.items():
         encoder.register_forward_hook(lambda *a, name=name: calls.__setitem__(name, calls[name] + 1))
     batch = {
-        "text": torch.tensor([[5, 6, 7], [8, 9, -1]]), "text_lengths": torch.tensor([3, 2]),
-        "audio": torch.randn(2, 8000), "audio_lengths": torch.tensor([8000, 6000]),
-        "video": torch.randn(2, 12, 88, 88), "video_lengths": torch.tensor([12, 9]),
+        "text": torch.tensor([[5, 6, 7], [8, 9, -1]]),
+        "text_lengths": torch.tensor([3, 2]),
+        "audio": torch.randn(2, 8000),
+        "audio_lengths": torch.tensor([8000, 6000]),
+        "video": torch.randn(2, 12, 88, 88),
+        "video_lengths": torch.tensor([12, 9]),
     }
     loss, stats, weight = model(**batch)
     assert calls == {"audio": 1, "video": 1}
-    assert {k for k in stats if k.startswith("loss_ra")} == {"loss_ra4_rv2", "loss_ra4_rv5", "loss_ra16_rv2", "loss_ra16_rv5"}
+    assert {k for k in stats if k.startswith("loss_ra")} == {
+        "loss_ra4_rv2",
+        "loss_ra4_rv5",
+        "loss_ra16_rv2",
+        "loss_ra16_rv5",
+    }
     assert weight.tolist() == [2]
 
 
@@ -187,7 +216,11 @@ def test_preprocessor_tokenises_crops_normalises_and_adds_noise_at_the_snr(data)
     tokenizer = spec.load_tokenizer()
     ids = AVSRPreprocessor(train=True, tokenizer=tokenizer).text("The Cat SAT")
     assert ids.dtype == np.int64 and tokenizer.decode(ids.tolist()) == " the cat sat"
-    assert ids.tolist() == tokenize_transcript(tokenizer, "The Cat SAT") == spec.build().tokenize(["The Cat SAT"])[0].tolist()
+    assert (
+        ids.tolist()
+        == tokenize_transcript(tokenizer, "The Cat SAT")
+        == spec.build().tokenize(["The Cat SAT"])[0].tolist()
+    )
 
     frames = np.zeros((3, 96, 96), np.uint8)
     frames[:, 4:92, 4:92] = 255  # the centre 88x88 is white, the 4-pixel border black
@@ -212,7 +245,10 @@ def test_preprocessor_tokenises_crops_normalises_and_adds_noise_at_the_snr(data)
     noisy = training.audio(clean)
     snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean((noisy - clean).astype(np.float64) ** 2))
     assert snr == pytest.approx(10.0, abs=0.01)
-    assert np.array_equal(AVSRPreprocessor(train=True, tokenizer=None, noise=str(noise), snrs=["clean"], mask_window=0).audio(clean), clean)
+    assert np.array_equal(
+        AVSRPreprocessor(train=True, tokenizer=None, noise=str(noise), snrs=["clean"], mask_window=0).audio(clean),
+        clean,
+    )
 
 
 def test_shape_file_keeps_utterances_present_everywhere(tmp_path):
@@ -225,7 +261,6 @@ def test_shape_file_keeps_utterances_present_everywhere(tmp_path):
     assert out.read_text() == "a 25\nc 50\n"
     with pytest.raises(FileNotFoundError, match="text"):
         write_shape_file(tmp_path / "t.shape", [data / "wav.scp", data / "text"])
-
 
 
 def test_sample_rate_other_than_16k_is_refused(tmp_path):
@@ -254,8 +289,15 @@ def test_killed_inside_a_checkpoint_save_resumes_to_the_same_weights(data, two_e
     out = tmp_path / "killed"
     argv = ["--config", str(config), "--output_dir", str(out), *data_options(train_dir, valid_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", KILL_IN_SAVE: file}
-    run = subprocess.run([sys.executable, "-m", "mome.bin.avsr_train", *argv], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300, start_new_session=True)  # its own process group: killpg spares us
+    run = subprocess.run(
+        [sys.executable, "-m", "mome.bin.avsr_train", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )  # its own process group: killpg spares us
     assert run.returncode == -9, run.stderr[-3000:]
     (half,) = [p for p in out.iterdir() if p.name.startswith(f".{file}.tmp.")]
     assert not (out / file).exists() and half.stat().st_size > 0

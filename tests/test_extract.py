@@ -1,4 +1,5 @@
 """Stage 2 end to end on tiny data directories: outputs, bad inputs, resume, shards."""
+
 from __future__ import annotations
 
 import shutil
@@ -67,8 +68,10 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path, capsys):
     data = make_data_dir(tmp_path, clips)
     assert extract_main(["--data_dir", str(data), "--dump_dir", str(tmp_path / "dump")]) == 0
     err = capsys.readouterr().err
-    assert ("extracted 1, skipped 5 (corrupt-video: 1, no-audio: 1, no-landmarks: 1, no-landmarks-file: 1, "
-            "video-shorter-than-audio: 1)") in err
+    assert (
+        "extracted 1, skipped 5 (corrupt-video: 1, no-audio: 1, no-landmarks: 1, no-landmarks-file: 1, "
+        "video-shorter-than-audio: 1)"
+    ) in err
     skipped = dict(read_skipped(data))
     assert {utt: reason.split(":")[0] for utt, reason in skipped.items()} == {
         f"spkA_{clip.name}": key for clip, key in BAD

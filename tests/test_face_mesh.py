@@ -9,6 +9,7 @@ scikit-image's astronaut (the whole 512x512 picture).
 The lips of the astronaut were marked by hand on an 8x enlargement (pixels of the 512x512 picture, about 1 px
 either way): mouth corners, the top of the upper lip and the bottom of the lower lip on the midline.
 """
+
 from __future__ import annotations
 
 import os
@@ -233,8 +234,10 @@ def test_astronaut_mouth_points_on_the_lips(fm, astronaut):
     assert fm.route == "full"
     errors = check_on_the_lips(points)
     mean = np.mean(list(errors.values()))
-    print(f"astronaut: mouth points from the hand-marked lips {errors} px, mean {mean:.2f} px "
-          f"({mean / inter_ocular(points):.3f} of the eye-corner distance, {inter_ocular(points):.1f} px)")
+    print(
+        f"astronaut: mouth points from the hand-marked lips {errors} px, mean {mean:.2f} px "
+        f"({mean / inter_ocular(points):.3f} of the eye-corner distance, {inter_ocular(points):.1f} px)"
+    )
     assert mean < 2.0
     # the stored fixture is what this mediapipe gives (up to its float arithmetic)
     np.testing.assert_allclose(points, mesh_to_ibug68(np.load(FIXTURE)), atol=1.5)
@@ -283,10 +286,15 @@ def test_stage_2_detects_landmarks_for_a_corpus_without_them(fm, astronaut, tmp_
     write_mp4(video, canvas, 25, tone(frames / 25), 16000)
     data = make_data_dir(tmp_path / "other", [Clip("00002", frames=5)])  # a data directory to copy the layout of
     shutil.rmtree(data.parent.parent / "corpus")
-    kaldi.write_data_dir(tmp_path / "data" / "test", {
-        "text": {"spkA_00001": "hello"}, "utt2spk": {"spkA_00001": "spkA"},
-        "segments": {"spkA_00001": f"spkA_00001 0.00 {frames / 25:.2f}"}, "video.scp": {"spkA_00001": str(video)},
-    })
+    kaldi.write_data_dir(
+        tmp_path / "data" / "test",
+        {
+            "text": {"spkA_00001": "hello"},
+            "utt2spk": {"spkA_00001": "spkA"},
+            "segments": {"spkA_00001": f"spkA_00001 0.00 {frames / 25:.2f}"},
+            "video.scp": {"spkA_00001": str(video)},
+        },
+    )
     data, dump = tmp_path / "data" / "test", tmp_path / "dump" / "test"
     assert extract_main(["--data_dir", str(data), "--dump_dir", str(dump), "--landmarks", "detect"]) == 0
     err = capsys.readouterr().err

@@ -3,6 +3,7 @@ videos with a display rotation, 30 fps and variable-rate clips, Unicode transcri
 landmark files of other tools, clips longer than the audio encoder's window. Each kind is checked where it is
 read (the media / landmark / text readers) and through the stages that read it (stage 1, stage 2, decoding,
 scoring, mome-transcribe)."""
+
 from __future__ import annotations
 
 import shutil
@@ -51,7 +52,8 @@ def lrs3_corpus(root: Path, clips: dict[str, tuple[Path, str, Path | None]]) -> 
         (corpus / split / speaker).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(video, corpus / split / speaker / "00001.mp4")
         (corpus / split / speaker / "00001.txt").write_bytes(
-            text if isinstance(text, bytes) else f"Text:  {text}\nConf:  3\nRef:  fieldtest\n".encode())
+            text if isinstance(text, bytes) else f"Text:  {text}\nConf:  3\nRef:  fieldtest\n".encode()
+        )
         if landmarks is not None:
             (marks / split / speaker).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(landmarks, marks / split / speaker / "00001.pkl")
@@ -61,7 +63,10 @@ def lrs3_corpus(root: Path, clips: dict[str, tuple[Path, str, Path | None]]) -> 
 def stage_1_2(tmp_path: Path, clips) -> Path:
     corpus, marks = lrs3_corpus(tmp_path, clips)
     prepare_lrs3(corpus, tmp_path / "data", landmarks=marks, val_count=0)
-    assert extract_cli.main(["--data_dir", str(tmp_path / "data" / "test"), "--dump_dir", str(tmp_path / "dump" / "test")]) == 0
+    assert (
+        extract_cli.main(["--data_dir", str(tmp_path / "data" / "test"), "--dump_dir", str(tmp_path / "dump" / "test")])
+        == 0
+    )
     return tmp_path / "data" / "test"
 
 
@@ -88,13 +93,17 @@ def _pattern(height: int = 48, width: int = 64) -> np.ndarray:
     return np.repeat(image.astype(np.uint8)[None], 3, axis=0)  # 3 frames
 
 
-@pytest.mark.parametrize("matrix, store", [
-    ([0, -ONE, 0, ONE, 0, 0, 0, 0, W], lambda up: np.rot90(up, -1, axes=(1, 2))),  # shown turned 90 ccw
-    ([0, ONE, 0, -ONE, 0, 0, 0, 0, W], lambda up: np.rot90(up, 1, axes=(1, 2))),  # shown turned 90 cw
-    ([-ONE, 0, 0, 0, -ONE, 0, 0, 0, W], lambda up: up[:, ::-1, ::-1]),  # 180
-    ([-ONE, 0, 0, 0, ONE, 0, 0, 0, W], lambda up: up[:, :, ::-1]),  # mirrored left-right
-    ([0, ONE, 0, ONE, 0, 0, 0, 0, W], lambda up: np.swapaxes(up, 1, 2)),  # transposed
-], ids=["rot90", "rot270", "rot180", "hflip", "transpose"])
+@pytest.mark.parametrize(
+    "matrix, store",
+    [
+        ([0, -ONE, 0, ONE, 0, 0, 0, 0, W], lambda up: np.rot90(up, -1, axes=(1, 2))),  # shown turned 90 ccw
+        ([0, ONE, 0, -ONE, 0, 0, 0, 0, W], lambda up: np.rot90(up, 1, axes=(1, 2))),  # shown turned 90 cw
+        ([-ONE, 0, 0, 0, -ONE, 0, 0, 0, W], lambda up: up[:, ::-1, ::-1]),  # 180
+        ([-ONE, 0, 0, 0, ONE, 0, 0, 0, W], lambda up: up[:, :, ::-1]),  # mirrored left-right
+        ([0, ONE, 0, ONE, 0, 0, 0, 0, W], lambda up: np.swapaxes(up, 1, 2)),  # transposed
+    ],
+    ids=["rot90", "rot270", "rot180", "hflip", "transpose"],
+)
 def test_stored_sideways_comes_out_upright(tmp_path, matrix, store):
     upright = _pattern()
     stored = np.ascontiguousarray(store(upright))
@@ -110,7 +119,10 @@ def test_rotated_phone_video_field_case_stage_2_and_transcribe(tmp_path):
     landmarks were found on the upright picture. Both must give the same mouth ROI, in stage 2 and
     in mome-transcribe; the sideways frames would give another crop."""
     marks = FIELD / "rotated_video" / "landmarks.pkl"
-    clips = {name: (FIELD / "rotated_video" / f"{name}.mp4", "A PHONE VIDEO", marks) for name in ("phoneRotated", "ctrlUpright")}
+    clips = {
+        name: (FIELD / "rotated_video" / f"{name}.mp4", "A PHONE VIDEO", marks)
+        for name in ("phoneRotated", "ctrlUpright")
+    }
     data = stage_1_2(tmp_path, clips)
     rois = {utt: read_roi(path) for utt, path in read_table(data / "roi.scp").items()}
     rotated, upright = rois["phoneRotated_00001"].astype(int), rois["ctrlUpright_00001"].astype(int)
@@ -120,7 +132,8 @@ def test_rotated_phone_video_field_case_stage_2_and_transcribe(tmp_path):
         sideways = np.stack([f.to_ndarray(format="gray") for f in c.decode(video=0)])
     assert np.abs(mouth_rois(sideways, read_landmarks(marks)).astype(int) - upright).mean() > 10
     np.testing.assert_array_equal(
-        transcribe.mouth_roi(str(FIELD / "rotated_video" / "phoneRotated.mp4"), str(marks)), rois["phoneRotated_00001"])
+        transcribe.mouth_roi(str(FIELD / "rotated_video" / "phoneRotated.mp4"), str(marks)), rois["phoneRotated_00001"]
+    )
 
 
 # ---------------------------------------------------------------------------------- 2. frame rate
@@ -220,7 +233,9 @@ def test_identical_transcripts_score_zero_with_both_backends(tmp_path, backend):
     assert (tmp_path / "score" / "wer").read_text() == "%WER 0.00 [ 0 / 12, 0 ins, 0 del, 0 sub ]\n"
     assert "i don't know the café" in (tmp_path / "score" / "hyp.trn").read_text()
     # an accent is a letter: café against cafe is one substitution (not a match, not two words)
-    (tmp_path / "hyp2").write_text("spkA_00001 i don't know the cafe\nspkA_00002 it's a naïve idea\nspkB_00001 fifty people came\n")
+    (tmp_path / "hyp2").write_text(
+        "spkA_00001 i don't know the cafe\nspkA_00002 it's a naïve idea\nspkB_00001 fifty people came\n"
+    )
     assert score(scoring / "ref_text", tmp_path / "hyp2", tmp_path / "score2", backend=backend).substitutions == 1
 
 
@@ -239,7 +254,8 @@ def test_stage_1_references_keep_their_words(tmp_path):
         "spkTTTT_00001": "see you",
     }
     assert read_skipped(tmp_path / "data" / "test") == [
-        ("test/spkOnlyMark/00001", "empty transcript after normalisation: '{LG}'")]
+        ("test/spkOnlyMark/00001", "empty transcript after normalisation: '{LG}'")
+    ]
 
 
 def test_llm_targets_are_the_normalised_references():
@@ -267,7 +283,9 @@ def test_a_silent_track_gets_no_noisy_copy_and_every_other_utterance_does(tmp_pa
     for snr in (-5, 0):
         noisy = tmp_path / "data" / f"test_babble_snr{snr}"
         validate_data_dir(noisy)
-        assert sorted(read_table(noisy / "wav.scp")) == sorted(read_table(noisy / "text")) == ["spkA_00001", "spkA_00003"]
+        assert (
+            sorted(read_table(noisy / "wav.scp")) == sorted(read_table(noisy / "text")) == ["spkA_00001", "spkA_00003"]
+        )
         ((utt, reason),) = read_skipped(noisy)
         assert utt == "spkA_00002" and reason.startswith("silent-audio: ") and "spkA_00002.wav" in reason
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test", "test_babble_snr-5", "test_babble_snr0"]
@@ -296,7 +314,9 @@ def test_landmark_layouts_of_other_tools_read_as_the_published_one():
         assert missing.sum() == (3 if name == "emptyList" else 0), name
     assert np.isnan(read_landmarks(FIELD / "landmark_formats" / "allNone.pkl")).all()
     path = FIELD / "landmark_formats" / "dicts.pkl"  # lips only: 13 points, not 68
-    with pytest.raises(LandmarkError, match=rf"{path}: frame 0 is a dict with keys \['bottom_lip', 'top_lip'\] holding 13 points"):
+    with pytest.raises(
+        LandmarkError, match=rf"{path}: frame 0 is a dict with keys \['bottom_lip', 'top_lip'\] holding 13 points"
+    ):
         read_landmarks(path)
 
 
@@ -340,8 +360,9 @@ def test_stage_2_reads_every_layout_and_skips_the_rest_with_reasons(tmp_path, ca
     assert reasons["allNone_00001"].startswith("no-landmarks: ")
     assert "no frame has landmarks" in reasons["allNone_00001"]
     # mome-transcribe reads the same layouts, and names a bad file
-    np.testing.assert_array_equal(transcribe.mouth_roi(str(video), str(FIELD / "landmark_formats" / "topdict.pkl")),
-                                  rois["spkTTTT"])
+    np.testing.assert_array_equal(
+        transcribe.mouth_roi(str(video), str(FIELD / "landmark_formats" / "topdict.pkl")), rois["spkTTTT"]
+    )
     assert transcribe.main([str(video), "--model_dir", str(tmp_path), "--rates", "4,2", "--landmarks", str(dicts)]) == 1
 
 
@@ -361,16 +382,36 @@ def whisper_window_model(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("window")
     torch.manual_seed(0)
-    WhisperModel(WhisperConfig(
-        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=50, vocab_size=100,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)).save_pretrained(root / "whisper")
+    WhisperModel(
+        WhisperConfig(
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            num_mel_bins=80,
+            max_source_positions=50,
+            vocab_size=100,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+        )
+    ).save_pretrained(root / "whisper")
     data = make_espnet_data_dir(root / "test", 4)
     long = "spk1_9999"
     sf.write(data / f"{long}.wav", 0.3 * tone(2.5, seed=7), SR, subtype="PCM_16")
-    np.savez_compressed(data / f"{long}.npz", roi=np.random.default_rng(1).integers(0, 256, (62, 96, 96), dtype=np.uint8))
-    for name, value in (("wav.scp", data / f"{long}.wav"), ("roi.scp", data / f"{long}.npz"), ("text", "a long one"),
-                        ("utt2dur", "2.50")):
+    np.savez_compressed(
+        data / f"{long}.npz", roi=np.random.default_rng(1).integers(0, 256, (62, 96, 96), dtype=np.uint8)
+    )
+    for name, value in (
+        ("wav.scp", data / f"{long}.wav"),
+        ("roi.scp", data / f"{long}.npz"),
+        ("text", "a long one"),
+        ("utt2dur", "2.50"),
+    ):
         with open(data / name, "a") as f:
             f.write(f"{long} {value}\n")
     config = write_config(root / "train.yaml", root / "tokenizer", data / "text", audio_encoder="whisper")
@@ -394,8 +435,9 @@ def test_a_clip_longer_than_the_audio_window_costs_nobody_their_hypothesis(whisp
         assert sorted(hyps[pair]) == sorted(read_table(data / "text")) and long in hyps[pair]
 
 
-def test_an_utterance_that_cannot_be_read_or_decoded_is_recorded_and_the_others_decode(whisper_window_model, tmp_path,
-                                                                                       monkeypatch):
+def test_an_utterance_that_cannot_be_read_or_decoded_is_recorded_and_the_others_decode(
+    whisper_window_model, tmp_path, monkeypatch
+):
     from mome.espnet.inference import decode_data_dir, write_text
     from mome.inference import AVSR2Text
 

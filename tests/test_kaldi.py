@@ -1,4 +1,5 @@
 """mome.data.kaldi: data directory tables, validation messages, filtering and fixing."""
+
 from __future__ import annotations
 
 import pytest
@@ -115,7 +116,9 @@ def test_utterance_not_prefixed_by_speaker(tmp_path):
 
 def test_empty_transcript(tmp_path):
     d = make_dir(tmp_path / "d")
-    (d / "text").write_text("\n".join(l if not l.startswith("spkB") else "spkB_00002" for l in lines(d / "text")) + "\n")
+    (d / "text").write_text(
+        "\n".join(l if not l.startswith("spkB") else "spkB_00002" for l in lines(d / "text")) + "\n"
+    )
     _invalid(d, f"{d / 'text'}:4: empty transcript for 'spkB_00002'")
 
 

@@ -1,4 +1,5 @@
 """The frozen LLM wrapper: loading, errors, prompt layout, labels, padding and generation."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,12 @@ def test_prompt_layout_labels_and_right_padding():
         expected = torch.cat(
             [
                 table(torch.tensor([llm.bos_id])),
-                marker[0:1], secs[0][1][i, :a], marker[1:2],
-                marker[2:3], secs[1][1][i, :v], marker[3:4],
+                marker[0:1],
+                secs[0][1][i, :a],
+                marker[1:2],
+                marker[2:3],
+                secs[1][1][i, :v],
+                marker[3:4],
                 table(torch.tensor(instruction)),
                 table(torch.cat([targets[i], torch.tensor([llm.eos_id])])),
             ]
@@ -110,7 +115,9 @@ def test_greedy_and_beam_generation_lengths():
     greedy = llm.generate(batch, beam_size=1, max_new_tokens=3)
     beam = llm.generate(batch, beam_size=4, max_new_tokens=3)
     assert len(greedy) == len(beam) == 2 and all(isinstance(t, str) for t in greedy + beam)
-    ids = llm.generate_ids(batch, beam_size=1, max_new_tokens=3) + llm.generate_ids(batch, beam_size=4, max_new_tokens=3)
+    ids = llm.generate_ids(batch, beam_size=1, max_new_tokens=3) + llm.generate_ids(
+        batch, beam_size=4, max_new_tokens=3
+    )
     assert all(len(row) <= 3 and llm.eos_id not in row.tolist() for row in ids)
     assert [llm.detokenize(row) for row in ids] == greedy + beam
     assert llm.generate(batch, beam_size=4, max_new_tokens=3) == beam  # deterministic: never samples
@@ -131,7 +138,16 @@ def test_load_from_directory_and_errors(tmp_path):
     from transformers import BertConfig
 
     with pytest.raises(LLMError, match="not a Llama-family decoder-only LM"):
-        build_llm(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=50, is_decoder=True))
+        build_llm(
+            BertConfig(
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=64,
+                vocab_size=50,
+                is_decoder=True,
+            )
+        )
     with pytest.raises(LLMError, match="does not exist"):
         load_llm_config(tmp_path / "missing.json")
 

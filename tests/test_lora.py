@@ -1,4 +1,5 @@
 """LoRA baselines through peft: Llama-AVSR and Llama-MTSK MS / SS / MSS."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,7 +29,9 @@ def tiny_llm() -> FrozenLLM:
 
 def prompt(llm: FrozenLLM, side: str = "right"):
     audio = torch.randn(2, 5, llm.hidden_size, generator=torch.Generator().manual_seed(1))
-    return llm.build_prompt([("audio", audio, torch.tensor([5, 3]))], llm.tokenize(TEXTS) if side == "right" else None, side)
+    return llm.build_prompt(
+        [("audio", audio, torch.tensor([5, 3]))], llm.tokenize(TEXTS) if side == "right" else None, side
+    )
 
 
 def lora_layers(llm: FrozenLLM):

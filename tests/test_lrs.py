@@ -1,4 +1,5 @@
 """mome.data.lrs: the LRS transcript format, text normalisation, cutting long clips between words."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """mome.data.media: probing and decoding tiny mp4s written with PyAV, wav I/O."""
+
 from __future__ import annotations
 
 import numpy as np

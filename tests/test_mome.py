@@ -1,4 +1,5 @@
 """MoME: routing maths, balance loss, shared / per-scale routers, placements and zero-init equivalence."""
+
 from __future__ import annotations
 
 import math
@@ -62,7 +63,8 @@ def test_expert_bank_equals_separate_bottleneck_experts():
     torch.nn.init.normal_(bank.up_bias)
     x = torch.randn(5, 6)
     separate = [
-        torch.nn.functional.gelu(x @ bank.down_weight[:, e] + bank.down_bias[e]) @ bank.up_weight[e] + bank.up_bias[e] for e in range(3)
+        torch.nn.functional.gelu(x @ bank.down_weight[:, e] + bank.down_bias[e]) @ bank.up_weight[e] + bank.up_bias[e]
+        for e in range(3)
     ]
     gates = torch.tensor([[0.0, 0.3, 0.7]] * 5)
     assert torch.allclose(bank(x, gates), 0.3 * separate[1] + 0.7 * separate[2], atol=1e-5)
@@ -114,7 +116,9 @@ def test_one_router_serves_all_scales_and_per_scale_option():
     shared = MoMEAdapter(llm.layers, llm.hidden_size, MoMESpec(experts=4, top_k=[1, 2, 3]), n_scales=3)
     layer = shared.layers[0]
     assert len(layer.routers) == 1 and layer.router(0) is layer.router(2)
-    per_scale = MoMEAdapter(llm.layers, llm.hidden_size, MoMESpec(experts=4, top_k=2, router_per_scale=True), n_scales=3)
+    per_scale = MoMEAdapter(
+        llm.layers, llm.hidden_size, MoMESpec(experts=4, top_k=2, router_per_scale=True), n_scales=3
+    )
     routers = per_scale.layers[0].routers
     assert len(routers) == 3 and routers[0] is not routers[1] and not torch.equal(routers[0].weight, routers[1].weight)
     per_scale.detach()
@@ -160,7 +164,11 @@ def test_fresh_mome_equals_frozen_llm(model_type, location):
 
 @pytest.mark.parametrize(
     "location, target, expected_input",
-    [("mhsa", "self_attn", "input_layernorm"), ("ffn", "mlp", "post_attention_layernorm"), ("layer", "input_layernorm", "input_layernorm")],
+    [
+        ("mhsa", "self_attn", "input_layernorm"),
+        ("ffn", "mlp", "post_attention_layernorm"),
+        ("layer", "input_layernorm", "input_layernorm"),
+    ],
 )
 def test_branch_input_is_the_normalised_sublayer_input(location, target, expected_input):
     llm = tiny_llm()
@@ -245,15 +253,22 @@ def test_one_scale_per_row_equals_each_row_at_its_own_scale(dispatch):
     mixed = layer(x)
     record = layer.state.records[-1]
     assert record.chosen.shape == (3, 4, 3)  # slots for the largest k; a row's extra slots are -1
-    assert (record.chosen[0, :, 2:] == -1).all() and (record.chosen[1, :, 1:] == -1).all() and (record.chosen[2] >= 0).all()
+    assert (
+        (record.chosen[0, :, 2:] == -1).all()
+        and (record.chosen[1, :, 1:] == -1).all()
+        and (record.chosen[2] >= 0).all()
+    )
     for row, scale in enumerate([2, 0, 1]):
         layer.state.scale = scale
         assert torch.allclose(mixed[row], layer(x[row : row + 1])[0], atol=1e-6)
         alone = layer.state.records[-1]
         assert torch.equal(alone.chosen[0], record.chosen[row, :, : spec.top_k[scale]])
         # the balance loss of a row group ignores the empty slots: the same as the row routed alone
-        assert torch.allclose(balance_loss([RouterRecord(record.logits[row], record.chosen[row])], None, 5),
-                              balance_loss([alone], None, 5), atol=1e-6)
+        assert torch.allclose(
+            balance_loss([RouterRecord(record.logits[row], record.chosen[row])], None, 5),
+            balance_loss([alone], None, 5),
+            atol=1e-6,
+        )
     layer.state.scale = torch.tensor([0, 1])
     with pytest.raises(ValueError, match=r"2 per-row scale indices for an input of shape \(3, 4\)"):
         layer(x)

@@ -1,4 +1,5 @@
 """mome.data.noise: babble at a set SNR, and the noisy copies of a data directory."""
+
 from __future__ import annotations
 
 import os
@@ -61,7 +62,16 @@ def test_noisy_copies_of_a_data_dir(tmp_path, capsys):
     write_wav(tmp_path / "babble.wav", 0.3 * _babble(2.0))
 
     babble = read_wav(tmp_path / "babble.wav")
-    argv = ["--data_dir", str(data), "--noise", str(tmp_path / "babble.wav"), "--snrs", "-5,10", "--dump_dir", str(dump)]
+    argv = [
+        "--data_dir",
+        str(data),
+        "--noise",
+        str(tmp_path / "babble.wav"),
+        "--snrs",
+        "-5,10",
+        "--dump_dir",
+        str(dump),
+    ]
     assert make_noisy_main(argv) == 0
     for snr in (-5, 10):
         out = tmp_path / "data" / f"test_babble_snr{snr}"

@@ -1,4 +1,5 @@
 """Stage 1 (mome.data.prepare, python -m mome.bin.prepare_lrs) on tiny fake LRS3 and LRS2 trees."""
+
 from __future__ import annotations
 
 import os
@@ -79,9 +80,13 @@ def test_lrs3_sets(lrs3, tmp_path, capsys):
     assert table(out / "train", "utt2spk")["spkA_00001_01"] == "spkA"
     video = table(out / "train", "video.scp")
     assert video["pretrain/spkA/00001"] == os.path.abspath(root / "pretrain/spkA/00001.mp4")
-    assert table(out / "train", "landmarks.scp")["pretrain/spkA/00001"] == os.path.abspath(lm / "pretrain/spkA/00001.pkl")
+    assert table(out / "train", "landmarks.scp")["pretrain/spkA/00001"] == os.path.abspath(
+        lm / "pretrain/spkA/00001.pkl"
+    )
     assert "pretrain/spkB/00001" not in video
-    assert read_skipped(out / "train") == [("pretrain/spkB/00001", "longer than 1 s: 2.00 s and no WORD table to cut it")]
+    assert read_skipped(out / "train") == [
+        ("pretrain/spkB/00001", "longer than 1 s: 2.00 s and no WORD table to cut it")
+    ]
 
     assert table(out / "test", "text") == {"spkE_00001": "don't stop now", "spkE_00002": "another test"}
     assert table(out / "test", "segments") == {"spkE_00001": "test/spkE/00001 0.00 0.60",
@@ -170,7 +175,9 @@ def test_lrs2_lists_honoured(lrs2, tmp_path):
     }  # fmt: skip
     assert table(out / "train", "segments")["111_00001_01"] == "pretrain/111/00001 0.90 1.50"
     assert table(out / "train", "segments")["111_00001"] == "main/111/00001 0.00 0.40"
-    assert table(out / "train", "video.scp")["pretrain/111/00001"] == os.path.abspath(root / "mvlrs_v1/pretrain/111/00001.mp4")
+    assert table(out / "train", "video.scp")["pretrain/111/00001"] == os.path.abspath(
+        root / "mvlrs_v1/pretrain/111/00001.mp4"
+    )
     assert table(out / "train", "landmarks.scp")["main/111/00002"] == os.path.abspath(lm / "main/111/00002.pkl")
     assert [item for item, _ in read_skipped(out / "train")] == ["main/999/00001"]  # listed, not on disk
     assert table(out / "val", "text") == {"222_00001": "validation"}
@@ -196,7 +203,9 @@ def test_pretrain_clips_are_cut_at_16_s_by_default(lrs3, lrs2, tmp_path, monkeyp
     import mome.data.prepare as prepare
 
     seen = []
-    monkeypatch.setattr(prepare, "_prepare_sets", lambda out, sets, nj, max_seconds, landmarks: seen.append(max_seconds) or {})
+    monkeypatch.setattr(
+        prepare, "_prepare_sets", lambda out, sets, nj, max_seconds, landmarks: seen.append(max_seconds) or {}
+    )
     prepare_lrs3(lrs3[0], tmp_path / "a")
     prepare_lrs2(lrs2[0], tmp_path / "b")
     assert prepare_main(["--corpus", "lrs3", "--root", str(lrs3[0]), "--out", str(tmp_path / "c")]) == 0

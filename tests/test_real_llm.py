@@ -1,6 +1,7 @@
 """SmolLM2-135M-Instruct converted from its GGUF package (tools/get_pretrained.sh): the directory reproduces the GGUF
 model, our FrozenLLM accepts it (real BPE tokenizer, grouped-query attention, chat tokens as bos / eos), a fresh
 MoME leaves it unchanged, and our generation equals transformers' generate on token ids."""
+
 from __future__ import annotations
 
 import json
@@ -91,8 +92,15 @@ def test_our_generation_equals_transformers_generate(llm, num_beams):
     for row, got in zip(rows, ours):
         ids = torch.tensor([row])
         with torch.no_grad():
-            out = llm.hf.generate(input_ids=ids, attention_mask=torch.ones_like(ids), num_beams=num_beams,
-                                  do_sample=False, max_new_tokens=16, eos_token_id=2, pad_token_id=2)[0, len(row) :]
+            out = llm.hf.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                num_beams=num_beams,
+                do_sample=False,
+                max_new_tokens=16,
+                eos_token_id=2,
+                pad_token_id=2,
+            )[0, len(row) :]
         ends = (out == 2).nonzero()
         expected = out[: int(ends[0])] if len(ends) else out
         assert got.tolist() == expected.tolist()
@@ -111,7 +119,9 @@ def test_fresh_mome_leaves_the_real_llm_unchanged(llm, location):
         bare_logits, bare_ids = llm(batch).logits, llm.generate_ids(prompt, max_new_tokens=8)
         with torch.random.fork_rng():
             torch.manual_seed(2)
-            adapter = MoMEAdapter(llm.layers, llm.hidden_size, MoMESpec(location=location), n_scales=4)  # 23/top-4/1/w 12
+            adapter = MoMEAdapter(
+                llm.layers, llm.hidden_size, MoMESpec(location=location), n_scales=4
+            )  # 23/top-4/1/w 12
         try:
             adapter.set_scale(torch.tensor([0, 3]))
             assert torch.equal(llm(batch).logits, bare_logits)

@@ -4,6 +4,7 @@ Debian alsa-utils' recordings of a person saying the eight loudspeaker positions
 The expected token ids are what CTranslate2 itself (ctranslate2 4.8.5, float32, greedy) writes from the packaged
 model.bin files: the converted models must decode exactly as the originals. tiny.en hears "Rear right" as "We're
 right." in CTranslate2 as well; that is the model, not the conversion."""
+
 from __future__ import annotations
 
 import re
@@ -17,20 +18,41 @@ from real_parts import real_part
 
 pytestmark = pytest.mark.real
 
-RECORDINGS = ["Front_Center", "Front_Left", "Front_Right", "Noise", "Rear_Center", "Rear_Left", "Rear_Right",
-              "Side_Left", "Side_Right"]
+RECORDINGS = [
+    "Front_Center",
+    "Front_Left",
+    "Front_Right",
+    "Noise",
+    "Rear_Center",
+    "Rear_Left",
+    "Rear_Right",
+    "Side_Left",
+    "Side_Right",
+]
 PHRASES = {n: n.lower().replace("_", " ") for n in RECORDINGS if n != "Noise"}  # what the voice says
 CHANNEL_WORDS = {"front", "rear", "side", "center", "left", "right"}
 CTRANSLATE2_GREEDY = {  # token ids after the decoder prompt, up to (not including) <|endoftext|>
     "whisper-base": {
-        "Front_Center": [17348, 5169, 13], "Front_Left": [17348, 11, 1411, 13], "Front_Right": [1868, 11, 558, 13],
-        "Noise": [293], "Rear_Center": [1300, 289, 5169, 13], "Rear_Left": [1300, 289, 11, 1411, 13],
-        "Rear_Right": [1300, 289, 11, 558, 13], "Side_Left": [19026, 11, 1411, 13], "Side_Right": [1252, 11, 558, 13],
+        "Front_Center": [17348, 5169, 13],
+        "Front_Left": [17348, 11, 1411, 13],
+        "Front_Right": [1868, 11, 558, 13],
+        "Noise": [293],
+        "Rear_Center": [1300, 289, 5169, 13],
+        "Rear_Left": [1300, 289, 11, 1411, 13],
+        "Rear_Right": [1300, 289, 11, 558, 13],
+        "Side_Left": [19026, 11, 1411, 13],
+        "Side_Right": [1252, 11, 558, 13],
     },
     "whisper-tiny.en": {
-        "Front_Center": [8880, 11, 3641, 13], "Front_Left": [8880, 11, 1364, 13], "Front_Right": [8880, 11, 826, 13],
-        "Noise": [345], "Rear_Center": [30144, 3337, 13], "Rear_Left": [8286, 1364, 13],
-        "Rear_Right": [775, 821, 826, 13], "Side_Left": [12075, 1364, 13], "Side_Right": [12075, 11, 826, 13],
+        "Front_Center": [8880, 11, 3641, 13],
+        "Front_Left": [8880, 11, 1364, 13],
+        "Front_Right": [8880, 11, 826, 13],
+        "Noise": [345],
+        "Rear_Center": [30144, 3337, 13],
+        "Rear_Left": [8286, 1364, 13],
+        "Rear_Right": [775, 821, 826, 13],
+        "Side_Left": [12075, 1364, 13],
+        "Side_Right": [12075, 11, 826, 13],
     },
 }
 HEARD = {"whisper-base": PHRASES, "whisper-tiny.en": {**PHRASES, "Rear_Right": "we're right"}}
@@ -95,8 +117,9 @@ def test_generation_config_languages(whisper):
 
 def test_transcribes_the_recordings_as_ctranslate2_does(whisper, recordings):
     name, _, model, _, processor = whisper
-    features = processor.feature_extractor([recordings[n].numpy() for n in RECORDINGS], sampling_rate=16000,
-                                           return_tensors="pt").input_features
+    features = processor.feature_extractor(
+        [recordings[n].numpy() for n in RECORDINGS], sampling_rate=16000, return_tensors="pt"
+    ).input_features
     kwargs = {"language": "en", "task": "transcribe"} if model.generation_config.is_multilingual else {}
     with torch.no_grad():
         out = model.generate(features, return_dict_in_generate=True, **kwargs).sequences
@@ -121,8 +144,9 @@ def test_our_encoder_in_30_second_mode_equals_hugging_face(whisper, recordings):
     for i, x in enumerate(items):
         batch[i, : len(x)] = x
     lengths = torch.tensor([len(x) for x in items])
-    features = processor.feature_extractor([x.numpy() for x in items], sampling_rate=16000,
-                                           return_tensors="pt").input_features
+    features = processor.feature_extractor(
+        [x.numpy() for x in items], sampling_rate=16000, return_tensors="pt"
+    ).input_features
     with torch.no_grad():
         reference = model.model.encoder(features).last_hidden_state  # (2, 1500, d)
         encoded, feature_lengths = ours(batch, lengths)

@@ -2,6 +2,7 @@
 the checkout's egs/ stays clean. The tiny corpus (20 clips) runs in CI; the default size is marked slow.
 The fault-injection test kills the recipe with SIGKILL at seeded random moments over its whole run and
 reruns it after each kill: it must end with an uninterrupted run's outputs."""
+
 from __future__ import annotations
 
 import hashlib
@@ -74,7 +75,8 @@ def check_results(recipe: Path, n_test: int) -> str:
     exp = recipe / "exp"
     lm = exp / "pretrain_lm"
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "pretraining.json"} <= {
-        p.name for p in lm.iterdir()}
+        p.name for p in lm.iterdir()
+    }
     for modality in ("audio", "video"):
         assert (exp / f"pretrain_{modality}" / "encoder" / "model.safetensors").is_file()
     assert (recipe / "data/lang/phones.lexiconp.txt").is_file() and (recipe / "data/train/visemes").is_file()
@@ -98,7 +100,12 @@ def check_results(recipe: Path, n_test: int) -> str:
 
 # ----------------------------------------------------------------------------- watched runs, outputs
 
-TINY_ARGS = ("--train_args", "--max_epoch 2 --num_iters_per_epoch 2", "--decode_args", "--beam_size 2 --max_new_tokens 8")
+TINY_ARGS = (
+    "--train_args",
+    "--max_epoch 2 --num_iters_per_epoch 2",
+    "--decode_args",
+    "--beam_size 2 --max_new_tokens 8",
+)
 LOG_LINE = re.compile(r"^\S+ \((?:avsr|run)\.sh\) (.*)$")  # the stage scripts' own log lines, without the time
 
 
@@ -122,8 +129,15 @@ class KillPoint:
     landed: str = field(default="")
 
 
-def watched_run(recipe: Path, corpus: Path, size: str, *args: str, env: dict | None = None,
-                kill: KillPoint | None = None, timeout: int = 1800) -> Run:
+def watched_run(
+    recipe: Path,
+    corpus: Path,
+    size: str,
+    *args: str,
+    env: dict | None = None,
+    kill: KillPoint | None = None,
+    timeout: int = 1800,
+) -> Run:
     """Run the recipe in its own process group; with ``kill``, SIGKILL the whole group ``kill.delay`` s after
     ``kill.marker`` is printed (if the run gets there and is still running)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C",
@@ -222,9 +236,18 @@ def final_outputs(recipe: Path, corpus: Path) -> dict[str, str]:
         name = str(path.relative_to(recipe))
         out[name] = f"-> {os.readlink(path)}" if path.is_symlink() else _weights_digest(path)
     for path in sorted(exp.glob("*/decode_*/*")) + sorted(exp.glob("*/decode_*/score/*")):
-        if path.is_file() and path.name in ("text", "skipped.txt", "wer", "result.txt", "result_raw.txt", "alignment.txt"):
+        if path.is_file() and path.name in (
+            "text",
+            "skipped.txt",
+            "wer",
+            "result.txt",
+            "result_raw.txt",
+            "alignment.txt",
+        ):
             out[str(path.relative_to(recipe))] = text(path)
-    out["exp/RESULTS.md"] = "\n".join(line for line in text(exp / "RESULTS.md").splitlines() if not line.startswith("- date:"))
+    out["exp/RESULTS.md"] = "\n".join(
+        line for line in text(exp / "RESULTS.md").splitlines() if not line.startswith("- date:")
+    )
     return out
 
 
@@ -300,8 +323,9 @@ def kill_and_resume(tiny_run, tmp_path: Path, count: int, seed: int, new_corpus:
             point.landed = "(finished first)"
     final = watched_run(recipe, corpus, "tiny", *TINY_ARGS)
     assert final.returncode == 0, "\n".join(line for _, line in final.lines[-60:])
-    report = "\n".join(f"kill at {p.at:6.1f} s ({p.delay:5.1f} s after '{p.marker[:60]}') landed in: {p.landed[:80]}"
-                       for p in order)
+    report = "\n".join(
+        f"kill at {p.at:6.1f} s ({p.delay:5.1f} s after '{p.marker[:60]}') landed in: {p.landed[:80]}" for p in order
+    )
     print(report)
     (tmp_path / "kill_points.txt").write_text(report + "\n")
     got = final_outputs(recipe, corpus)
@@ -354,16 +378,38 @@ def test_recipe_learns_tiny(tmp_path):
     105.8 % (rate 4) and 148.1 % (rate 16)."""
     recipe, corpus = recipe_copy(tmp_path), tmp_path / "corpus"
     conf = yaml.safe_load((REPO / "egs/mini_lrs3/avsr/conf/train_asr_mome.yaml").read_text())
-    configs = {"learned": {"max_epoch": 8, "num_iters_per_epoch": 25, "batch_bins": 400},
-               "untrained": {"max_epoch": 1, "num_iters_per_epoch": 1, "optim_conf": {**conf["optim_conf"], "lr": 0.0}}}
+    configs = {
+        "learned": {"max_epoch": 8, "num_iters_per_epoch": 25, "batch_bins": 400},
+        "untrained": {"max_epoch": 1, "num_iters_per_epoch": 1, "optim_conf": {**conf["optim_conf"], "lr": 0.0}},
+    }
     for name, change in configs.items():
         (tmp_path / f"train_{name}.yaml").write_text(yaml.safe_dump({**conf, **change}))
-    pretrain = ("--modalities audio --lm_args '--max_steps 300 --batch_size 8 --sentences data/train/text' "
-                "--encoder_args '--max_epoch 6 --num_iters_per_epoch 20'")
-    run_recipe(recipe, corpus, "tiny", "--stop_stage", "6", "--test_sets", "train", "--noise", "",
-               "--pretrain_args", pretrain, "--decode_args", "--beam_size 1 --checkpoint latest.pth",
-               "--train_configs", " ".join(str(tmp_path / f"train_{name}.yaml") for name in configs), timeout=600)
-    wer = {(name, rate): corpus_wer(recipe / f"exp/{name}/decode_train_ra{rate}_rv0/score/result.txt")
-           for name in configs for rate in (4, 16)}
+    pretrain = (
+        "--modalities audio --lm_args '--max_steps 300 --batch_size 8 --sentences data/train/text' "
+        "--encoder_args '--max_epoch 6 --num_iters_per_epoch 20'"
+    )
+    run_recipe(
+        recipe,
+        corpus,
+        "tiny",
+        "--stop_stage",
+        "6",
+        "--test_sets",
+        "train",
+        "--noise",
+        "",
+        "--pretrain_args",
+        pretrain,
+        "--decode_args",
+        "--beam_size 1 --checkpoint latest.pth",
+        "--train_configs",
+        " ".join(str(tmp_path / f"train_{name}.yaml") for name in configs),
+        timeout=600,
+    )
+    wer = {
+        (name, rate): corpus_wer(recipe / f"exp/{name}/decode_train_ra{rate}_rv0/score/result.txt")
+        for name in configs
+        for rate in (4, 16)
+    }
     for rate in (4, 16):
         assert wer["learned", rate] <= 0.5 * wer["untrained", rate], wer

@@ -1,5 +1,6 @@
 """The registry (mome.espnet.choices): a new encoder, adapter or compressor is one class and one entry, and
 the defaults a config does not give come from the classes' signatures (``--print_config`` shows them)."""
+
 from __future__ import annotations
 
 import inspect
@@ -75,8 +76,12 @@ def registered(monkeypatch):
 
 
 NEW_PARTS = dict(
-    audio_encoder="frames", audio_encoder_conf={"dim": 16}, llm_adapter="parity_lora", llm_adapter_conf={"reduction": 8},
-    compressor="strided", compressor_conf={"audio_rates": [3, 6]},
+    audio_encoder="frames",
+    audio_encoder_conf={"dim": 16},
+    llm_adapter="parity_lora",
+    llm_adapter_conf={"reduction": 8},
+    compressor="strided",
+    compressor_conf={"audio_rates": [3, 6]},
 )
 
 
@@ -93,9 +98,12 @@ def test_new_encoder_adapter_and_compressor_build_forward_and_train(registered, 
     assert avsr.rate_pairs == [(3, 2), (3, 4), (6, 2), (6, 4)]  # the new compressor's rates: conf over defaults
     assert avsr.pair_groups() == [[0], [1], [2], [3]]  # LoRA variants: one pass per scale
     batch = {
-        "text": torch.tensor([[5, 6, 7], [8, 9, -1]]), "text_lengths": torch.tensor([3, 2]),
-        "audio": torch.randn(2, 8000), "audio_lengths": torch.tensor([8000, 6000]),
-        "video": torch.randn(2, 12, 88, 88), "video_lengths": torch.tensor([12, 9]),
+        "text": torch.tensor([[5, 6, 7], [8, 9, -1]]),
+        "text_lengths": torch.tensor([3, 2]),
+        "audio": torch.randn(2, 8000),
+        "audio_lengths": torch.tensor([8000, 6000]),
+        "video": torch.randn(2, 12, 88, 88),
+        "video_lengths": torch.tensor([12, 9]),
     }
     loss, stats, _ = model(**batch)
     loss.backward()
@@ -103,7 +111,12 @@ def test_new_encoder_adapter_and_compressor_build_forward_and_train(registered, 
     lora = dict(avsr.adapter.lora_parameters())
     assert any(".even." in n for n in lora) and any(".odd." in n for n in lora)
     assert all(p.grad is not None for n, p in lora.items() if "lora_A" in n)  # each LoRA met its scales
-    assert {k for k in stats if k.startswith("loss_ra")} == {"loss_ra3_rv2", "loss_ra3_rv4", "loss_ra6_rv2", "loss_ra6_rv4"}
+    assert {k for k in stats if k.startswith("loss_ra")} == {
+        "loss_ra3_rv2",
+        "loss_ra3_rv4",
+        "loss_ra6_rv2",
+        "loss_ra6_rv4",
+    }
 
     out = tmp_path / "exp"
     avsr_train.main(["--config", str(config), "--output_dir", str(out), *data_options(train_dir, valid_dir)])
@@ -123,22 +136,43 @@ def test_the_registry_checks_the_base_classes():
 def test_model_conf_defaults_are_the_models_signature():
     signature = inspect.signature(AVSRModel).parameters
     defaults = model_conf_defaults()
-    assert set(defaults) == {"projector_hidden", "projector_layer_norm", "balance_weight", "pairs_per_forward", "precomputed_features"}
+    assert set(defaults) == {
+        "projector_hidden",
+        "projector_layer_norm",
+        "balance_weight",
+        "pairs_per_forward",
+        "precomputed_features",
+    }
     for key, value in defaults.items():
         if key != "precomputed_features":
             assert value == signature[key].default, key
 
 
 def test_model_conf_unknown_key_names_the_allowed_ones(tmp_path):
-    config = write_config(tmp_path / "train.yaml", tmp_path / "tok", tmp_path / "text", model_conf={"balance_wieght": 1})
+    config = write_config(
+        tmp_path / "train.yaml", tmp_path / "tok", tmp_path / "text", model_conf={"balance_wieght": 1}
+    )
     args = AVSRTask.get_parser().parse_args(["--config", str(config)])
-    with pytest.raises(choices.ConfigError, match=r"model_conf: unknown key\(s\) \['balance_wieght'\]; allowed: .*'balance_weight'"):
+    with pytest.raises(
+        choices.ConfigError, match=r"model_conf: unknown key\(s\) \['balance_wieght'\]; allowed: .*'balance_weight'"
+    ):
         AVSRTask.build_model(args)
 
 
 def test_print_config_shows_the_classes_defaults():
-    argv = ["--print_config", "--audio_encoder", "small", "--video_encoder", "avhubert", "--llm", "tiny",
-            "--llm_adapter", "mome", "--model_conf", "balance_weight=0.5"]
+    argv = [
+        "--print_config",
+        "--audio_encoder",
+        "small",
+        "--video_encoder",
+        "avhubert",
+        "--llm",
+        "tiny",
+        "--llm_adapter",
+        "mome",
+        "--model_conf",
+        "balance_weight=0.5",
+    ]
     run = subprocess.run([sys.executable, "-m", "mome.bin.avsr_train", *argv], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     config = yaml.safe_load(run.stdout)
@@ -151,7 +185,9 @@ def test_print_config_shows_the_classes_defaults():
     assert config["video_encoder_conf"] == get_default_kwargs(AVHubertVideoEncoder)
     assert config["llm_adapter_conf"] == get_default_kwargs(MoMESpec)
     assert (config["llm_adapter_conf"]["experts"], config["llm_adapter_conf"]["top_k"]) == (23, 4)
-    assert config["compressor"] == "matryoshka" and config["compressor_conf"] == get_default_kwargs(MatryoshkaCompressor)
+    assert config["compressor"] == "matryoshka" and config["compressor_conf"] == get_default_kwargs(
+        MatryoshkaCompressor
+    )
     assert config["compressor_conf"]["audio_rates"] == [4, 16] and config["compressor_conf"]["video_rates"] == [2, 5]
     assert config["llm_conf"]["hidden_size"] == 64  # TinyLLM's
     # model_conf: AVSRModel's defaults, with what the command line gives on top
@@ -177,5 +213,7 @@ def test_the_paper_config_writes_out_the_classes_defaults(corpus):
             assert defaults[name] == value, (key, name)
     for name, value in config["model_conf"].items():
         assert model_conf_defaults()[name] == value, ("model_conf", name)
-    lora = yaml.safe_load((ROOT / "egs" / corpus / "avsr" / "conf" / "train_mtsk_ms.yaml").read_text())["llm_adapter_conf"]
+    lora = yaml.safe_load((ROOT / "egs" / corpus / "avsr" / "conf" / "train_mtsk_ms.yaml").read_text())[
+        "llm_adapter_conf"
+    ]
     assert {k: get_default_kwargs(LoRASpec)[k] for k in lora} == lora

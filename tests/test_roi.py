@@ -1,4 +1,5 @@
 """mome.data.roi: landmark clean-up, alignment to the mean face, the crop, ROI storage."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """WER scoring: our aligner and sclite-layout reports against hand-computed numbers, against NIST sclite
 itself (skipped where SCTK is not installed), and against jiwer; RESULTS.md from a fake exp tree."""
+
 from __future__ import annotations
 
 import os
@@ -84,17 +85,20 @@ def scored(utts: list[Utterance]) -> list[ScoredUtterance]:
 # ------------------------------------------------------------------ hand-computed (no sclite needed)
 
 
-@pytest.mark.parametrize("ref,hyp,expected", [
-    ("a b c", "a b c", "CCC"),
-    ("", "x y", "II"),  # insertions only, empty reference
-    ("x y", "", "DD"),  # deletions only, empty hypothesis
-    ("", "", ""),
-    ("a b c", "d e a", "SSS"),  # ties with 1 correct + 2 del + 2 ins (cost 12): the diagonal wins
-    ("a b", "b a", "DCI"),  # deletion first, insertion last: ties prefer insertions near the end
-    ("a b c d", "c d e f", "DDCCII"),  # cost 12 beats 4 substitutions (16)
-    ("a a a", "a a", "DCC"),  # repeated words: the first one is the deleted one
-    ("x1 x2 x3 a b", "a b y1 y2 y3", "DDDCCIII"),  # 6 errors, cost 18; 5 substitutions cost 20
-])
+@pytest.mark.parametrize(
+    "ref,hyp,expected",
+    [
+        ("a b c", "a b c", "CCC"),
+        ("", "x y", "II"),  # insertions only, empty reference
+        ("x y", "", "DD"),  # deletions only, empty hypothesis
+        ("", "", ""),
+        ("a b c", "d e a", "SSS"),  # ties with 1 correct + 2 del + 2 ins (cost 12): the diagonal wins
+        ("a b", "b a", "DCI"),  # deletion first, insertion last: ties prefer insertions near the end
+        ("a b c d", "c d e f", "DDCCII"),  # cost 12 beats 4 substitutions (16)
+        ("a a a", "a a", "DCC"),  # repeated words: the first one is the deleted one
+        ("x1 x2 x3 a b", "a b y1 y2 y3", "DDDCCIII"),  # 6 errors, cost 18; 5 substitutions cost 20
+    ],
+)
 def test_alignment_hand_cases(ref: str, hyp: str, expected: str) -> None:
     assert ops(ref, hyp) == expected
 
@@ -116,9 +120,16 @@ def test_summary_table_hand_checked(tmp_path: Path) -> None:
     table = format_summary(scored(utts))
     assert table == EXPECTED_TABLE
     s = parse_summary(table)
-    assert (s.sentences, s.words, s.correct, s.substitutions, s.deletions, s.insertions, s.errors,
-            s.sentence_errors) == (
-        5, 15, 66.7, 6.7, 26.7, 20.0, 53.3, 80.0)
+    assert (
+        s.sentences,
+        s.words,
+        s.correct,
+        s.substitutions,
+        s.deletions,
+        s.insertions,
+        s.errors,
+        s.sentence_errors,
+    ) == (5, 15, 66.7, 6.7, 26.7, 20.0, 53.3, 80.0)
     assert counts_from_raw(format_summary(scored(utts), raw=True)) == ErrorCounts(10, 1, 4, 3)
 
 
@@ -203,13 +214,16 @@ def test_totals_against_jiwer() -> None:
         assert ours.hyp_words == len(hyp)
         assert ours.errors >= j.substitutions + j.deletions + j.insertions
         assert 4 * ours.substitutions + 3 * (ours.deletions + ours.insertions) <= (
-            4 * j.substitutions + 3 * (j.deletions + j.insertions))
+            4 * j.substitutions + 3 * (j.deletions + j.insertions)
+        )
         disjoint = [w.upper() for w in hyp]
         ours, j = align_words(ref, disjoint).counts, jiwer.process_words(" ".join(ref), " ".join(disjoint))
         assert ours.errors == j.substitutions + j.deletions + j.insertions
     j = jiwer.process_words("x1 x2 x3 a b", "a b y1 y2 y3")
-    assert (j.substitutions + j.deletions + j.insertions, align_words(
-        "x1 x2 x3 a b".split(), "a b y1 y2 y3".split()).counts.errors) == (5, 6)
+    assert (
+        j.substitutions + j.deletions + j.insertions,
+        align_words("x1 x2 x3 a b".split(), "a b y1 y2 y3".split()).counts.errors,
+    ) == (5, 6)
 
 
 # ------------------------------------------------------------------------------- sclite parity
@@ -220,11 +234,17 @@ def run_sclite(tmp: Path, utts: list[Utterance], hyp_name: str = "hyp.trn") -> t
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "ref.trn").write_text(format_trn(utts, "ref"))
     (tmp / hyp_name).write_text(format_trn(utts, "hyp"))
-    subprocess.run([*SCLITE, "-r", "ref.trn", "trn", "-h", hyp_name, "trn", "-i", "rm", "-o", "all"],
-                   cwd=tmp, check=True, capture_output=True)
+    subprocess.run(
+        [*SCLITE, "-r", "ref.trn", "trn", "-h", hyp_name, "trn", "-i", "rm", "-o", "all"],
+        cwd=tmp,
+        check=True,
+        capture_output=True,
+    )
     pra = (tmp / f"{hyp_name}.pra").read_text()
-    counts = {m[1]: ErrorCounts(*map(int, m.group(2, 3, 4, 5))) for m in re.finditer(
-        r"^id: \((\S+)\)\nScores: \(#C #S #D #I\) (\d+) (\d+) (\d+) (\d+)", pra, re.MULTILINE)}
+    counts = {
+        m[1]: ErrorCounts(*map(int, m.group(2, 3, 4, 5)))
+        for m in re.finditer(r"^id: \((\S+)\)\nScores: \(#C #S #D #I\) (\d+) (\d+) (\d+) (\d+)", pra, re.MULTILINE)
+    }
     return (tmp / f"{hyp_name}.sys").read_text(), (tmp / f"{hyp_name}.raw").read_text(), counts
 
 
@@ -266,11 +286,17 @@ def test_sclite_parity_cases(tmp_path: Path, case: str) -> None:
         "insertions": [Utterance("s_1", "s", ref, ["a", *ref[:3], "b", "c", *ref[3:], "d"])],
         "deletions": [Utterance("s_1", "s", ref, ref[1:3] + ref[4:5])],
         "empty_hyp": [Utterance("s_1", "s", ref, []), Utterance("s_2", "s", ["x"], ["x"])],
-        "empty_ref": [Utterance("s_1", "s", [], ["a", "b"]), Utterance("t_1", "t", ref, ref),
-                      Utterance("u_1", "u", [], []), Utterance("v_1", "v", [], ["z"]),
-                      Utterance("w_1", "w", ["q"], ["r"])],  # consecutive word-less speakers
-        "repeats": [Utterance("s_1", "s", "a a a b b a".split(), "a a b a a".split()),
-                    Utterance("s_2", "s", "the the the".split(), "the".split())],
+        "empty_ref": [
+            Utterance("s_1", "s", [], ["a", "b"]),
+            Utterance("t_1", "t", ref, ref),
+            Utterance("u_1", "u", [], []),
+            Utterance("v_1", "v", [], ["z"]),
+            Utterance("w_1", "w", ["q"], ["r"]),
+        ],  # consecutive word-less speakers
+        "repeats": [
+            Utterance("s_1", "s", "a a a b b a".split(), "a a b a a".split()),
+            Utterance("s_2", "s", "the the the".split(), "the".split()),
+        ],
         "speakers": [Utterance(f"{n}_1", n, ref, ref[::-1]) for n in ("zz", "averyverylongspeakername", "b1")],
     }[case]
     assert_parity(tmp_path, utts)
@@ -307,15 +333,33 @@ def test_backends_agree_end_to_end(tmp_path: Path) -> None:
 def test_shell_script_python_backend(tmp_path: Path) -> None:
     (tmp_path / "ref").write_text(REF)
     (tmp_path / "hyp").write_text(HYP)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([str(REPO / "utils/score_sclite.sh"), "--backend", "python", str(tmp_path / "ref"),
-                           str(tmp_path / "hyp"), str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.run(
+        [
+            str(REPO / "utils/score_sclite.sh"),
+            "--backend",
+            "python",
+            str(tmp_path / "ref"),
+            str(tmp_path / "hyp"),
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "%WER 53.33 [ 8 / 15, 3 ins, 4 del, 1 sub ]"
     assert (tmp_path / "out" / "result.txt").read_text() == EXPECTED_TABLE
-    bad = subprocess.run([str(REPO / "utils/score_sclite.sh"), "--backend", "kaldi", "a", "b", "c"], env=env,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [str(REPO / "utils/score_sclite.sh"), "--backend", "kaldi", "a", "b", "c"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "--backend must be" in bad.stderr
 
 
@@ -323,15 +367,20 @@ def test_shell_script_python_backend(tmp_path: Path) -> None:
 
 
 def fake_result(snt: int, wrd: int, err: float) -> str:
-    return (f"| SPKR   | # Snt # Wrd | Corr    Sub    Del    Ins    Err  S.Err |\n"
-            f"| Sum/Avg|{snt:5d}  {wrd:5d} | 90.0    5.0    5.0    1.0 {err:6.1f}   40.0 |\n")
+    return (
+        f"| SPKR   | # Snt # Wrd | Corr    Sub    Del    Ins    Err  S.Err |\n"
+        f"| Sum/Avg|{snt:5d}  {wrd:5d} | 90.0    5.0    5.0    1.0 {err:6.1f}   40.0 |\n"
+    )
 
 
 def test_results_md_from_fake_exp_tree(tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     cells = {
-        ("mome", "test", 4, 2): 1.8, ("mome", "test", 16, 5): 2.9, ("llama_avsr", "test", 4, 2): 2.4,
-        ("mome", "test_babble_snr-5", 4, 2): 9.5, ("mome", "test_babble_snr10", 4, 2): 3.1,
+        ("mome", "test", 4, 2): 1.8,
+        ("mome", "test", 16, 5): 2.9,
+        ("llama_avsr", "test", 4, 2): 2.4,
+        ("mome", "test_babble_snr-5", 4, 2): 9.5,
+        ("mome", "test_babble_snr10", 4, 2): 3.1,
         ("asr_only", "test", 4, 0): 2.2,
     }
     for (model, test_set, ra, rv), err in cells.items():
@@ -348,8 +397,12 @@ def test_results_md_from_fake_exp_tree(tmp_path: Path) -> None:
     assert len(results) == 6
     md = format_results_md(results, "exp", env={"date": "today", "python": "3.11"})
     sections = [line for line in md.splitlines() if line.startswith("## ")]
-    assert sections == ["## Environment", "## test (clean)", "## test_babble_snr10 (babble noise, SNR 10 dB)",
-                        "## test_babble_snr-5 (babble noise, SNR -5 dB)"]
+    assert sections == [
+        "## Environment",
+        "## test (clean)",
+        "## test_babble_snr10 (babble noise, SNR 10 dB)",
+        "## test_babble_snr-5 (babble noise, SNR -5 dB)",
+    ]
     clean = md.split("## test (clean)")[1].split("## ")[0]
     assert "- utterances: 1321, words: 9890" in clean
     assert "- *: llama_avsr (4,2) scored 1320 utterances, 9880 words" in clean
@@ -360,8 +413,12 @@ def test_results_md_from_fake_exp_tree(tmp_path: Path) -> None:
     assert "- date: `today`" in md
 
     out = tmp_path / "RESULTS.md"
-    proc = subprocess.run([sys.executable, "-m", "mome.bin.make_results", str(exp), "--output", str(out)],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mome.bin.make_results", str(exp), "--output", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "| mome |  | 1.8 | 2.9 |" in text and "- git commit: `" in text and "- torch: `" in text

@@ -1,4 +1,5 @@
 """utils/parse_options.sh, utils/run_jobs.sh, and the recipe scripts' option handling and stage guards."""
+
 from __future__ import annotations
 
 import os
@@ -113,7 +114,7 @@ def test_run_jobs_slurm_calls_sbatch(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(
         '#!/usr/bin/env bash\nargs="$*"; echo "${args//$\'\\n\'/;}" >> "$SBATCH_CALLS"\n'
-        'while [ $# -gt 0 ]; do case $1 in --output) out=$2; shift 2;; --wrap) wrap=$2; shift 2;; *) shift;; esac; done\n'
+        "while [ $# -gt 0 ]; do case $1 in --output) out=$2; shift 2;; --wrap) wrap=$2; shift 2;; *) shift;; esac; done\n"
         'bash -c "$wrap" > "$out" 2>&1\n'
     )
     (bin_dir / "sbatch").chmod(0o755)
@@ -157,7 +158,9 @@ def test_training_stage_needs_extracted_data(tmp_path):
     r = sh(["./run.sh", "--stage", "3", "--train_configs", "conf/nonexistent.yaml"], cwd=d)
     assert r.returncode == 1 and "training config 'conf/nonexistent.yaml' does not exist" in r.stderr
     r = sh(["./run.sh", "--help"], cwd=d)
-    assert r.returncode == 0 and "--val_count (1200)" in r.stdout and "--train_configs (conf/train_mome.yaml)" in r.stdout
+    assert (
+        r.returncode == 0 and "--val_count (1200)" in r.stdout and "--train_configs (conf/train_mome.yaml)" in r.stdout
+    )
 
 
 def test_mini_stage0_skips_an_existing_corpus(tmp_path):

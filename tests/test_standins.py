@@ -1,6 +1,7 @@
 """The mini recipe's stand-ins of the pretrained parts: frame labels and lexicons from the synthesiser's
 alignments, frame-label pretraining of an encoder, saved encoders, the stand-in LLM's documents and its saved
 directory, speed perturbation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,7 +71,9 @@ def test_frame_classifier_loss_and_accuracy_by_hand():
         classifier.head.weight.zero_()
         classifier.head.bias.copy_(torch.tensor([0.0, 10.0, 0.0]))
     audio = torch.randn(2, 1600)  # 0.1 s: 5 output frames
-    labels = torch.tensor([[1, 1, 2, 0, 1, 1, 1], [1, 2, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL]])
+    labels = torch.tensor(
+        [[1, 1, 2, 0, 1, 1, 1], [1, 2, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL, IGNORE_LABEL]]
+    )
     out = classifier(audio, torch.tensor([1600, 800]), labels)  # the second has 2 frames of its own (400 samples each)
     # labelled frames: 5 of the first (the labels past the encoder's output are cut), 2 of the second
     assert int(out.frames) == 7
@@ -80,7 +83,9 @@ def test_frame_classifier_loss_and_accuracy_by_hand():
     assert out.loss.item() == pytest.approx(expected, rel=1e-4)
 
 
-@pytest.mark.parametrize("cls, x", [(SmallAudioEncoder, torch.randn(2, 8000)), (SmallVideoEncoder, torch.randn(2, 10, 88, 88))])
+@pytest.mark.parametrize(
+    "cls, x", [(SmallAudioEncoder, torch.randn(2, 8000)), (SmallVideoEncoder, torch.randn(2, 10, 88, 88))]
+)
 def test_saved_encoder_loads_frozen_and_computes_the_same(tmp_path, cls, x):
     kwargs = dict(dim=16, layers=1, heads=2, ffn_dim=32)
     if cls is SmallVideoEncoder:
@@ -147,7 +152,11 @@ def test_lm_documents_hold_spellings_repeats_and_never_an_excluded_sentence(tmp_
     stream = grammar_sentences(5, ())
     while len(exclude) < 300:
         exclude.add(next(stream))
-    units = [unit_token(m, u) for m, lex in lexicons.items() for u in sorted({u for p, _ in lex.values() for q in p for u in q})]
+    units = [
+        unit_token(m, u)
+        for m, lex in lexicons.items()
+        for u in sorted({u for p, _ in lex.values() for q in p for u in q})
+    ]
     text = grammar_sentences(1, ())
     tokenizer = train_tokenizer([next(text) for _ in range(2000)], tmp_path / "tok", 400, units)
     for token in units:  # every unit is one token of its own
@@ -172,8 +181,18 @@ def test_pretrained_lm_directory_loads_as_a_frozen_llm(tmp_path):
     from mome.pretrain.lm import LMConfig, pretrain_lm
 
     lexicons, _ = _lexicons()
-    config = LMConfig(vocab_size=400, hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64, block_size=64,
-                      batch_size=4, max_steps=3, warmup_steps=1)
+    config = LMConfig(
+        vocab_size=400,
+        hidden_size=32,
+        layers=1,
+        heads=2,
+        kv_heads=1,
+        intermediate_size=64,
+        block_size=64,
+        batch_size=4,
+        max_steps=3,
+        warmup_steps=1,
+    )
     figures = pretrain_lm(tmp_path / "lm", {"the cat sat"}, config, ["the dog ran"], lexicons)
     assert set(figures) == {"perplexity_per_word", "copy", "read_audio", "read_video", "read_audio_video"}
     assert all(0 <= v <= 1 for k, v in figures.items() if k != "perplexity_per_word")

@@ -1,4 +1,5 @@
 """The synthetic mini LRS3 generator (mome.data.synth): layout, formats, alignment, determinism."""
+
 from __future__ import annotations
 
 import re
@@ -104,8 +105,9 @@ def test_landmarks_follow_frames_and_speech(tiny):
         centres = (np.arange(num_frames) + 0.5) / FPS
         opening = _inner_opening(points)
         during.append(opening[(centres > t.words[0].start) & (centres < t.words[-1].end)].mean())
-        silent.append(opening[centres < t.words[0].start - 0.1].mean() if centres[0] < t.words[0].start - 0.1
-                      else np.nan)
+        silent.append(
+            opening[centres < t.words[0].start - 0.1].mean() if centres[0] < t.words[0].start - 0.1 else np.nan
+        )
     assert np.nanmean(during) > 3 * np.nanmean(silent) and np.nanmean(during) > 3.0
 
 
@@ -122,7 +124,9 @@ def test_mouth_pixels_follow_landmarks():
     cx, cy = np.round(pts[60:68].mean(0)).astype(int)
     assert np.abs(f1[cy, cx] - f0[cy, cx]).sum() > 100  # dark mouth inside where the lips were closed
     eye = np.round(pts[36:42].mean(0)).astype(int)
-    assert (f1[eye[1] - 3:eye[1] + 4, eye[0] - 3:eye[0] + 4] == f0[eye[1] - 3:eye[1] + 4, eye[0] - 3:eye[0] + 4]).all()
+    assert (
+        f1[eye[1] - 3 : eye[1] + 4, eye[0] - 3 : eye[0] + 4] == f0[eye[1] - 3 : eye[1] + 4, eye[0] - 3 : eye[0] + 4]
+    ).all()
     inner = pts[[62, 66]]
     assert inner[1, 1] - inner[0, 1] > 0.5 * st.max_open
 
@@ -201,7 +205,7 @@ def test_espeak_word_and_phoneme_times():
     assert sp.words[-1].end <= sp.duration
     assert abs(sp.duration - len(sp.audio) / SR) < 1e-9 and sp.audio.dtype == np.float32
     # the audio is loud inside words and the phonemes tile the utterance in order
-    inside = np.concatenate([sp.audio[int(w.start * SR):int(w.end * SR)] for w in sp.words])
+    inside = np.concatenate([sp.audio[int(w.start * SR) : int(w.end * SR)] for w in sp.words])
     assert np.sqrt(np.mean(inside**2)) > 0.02
     starts = [p.start for p in sp.phonemes]
     assert starts == sorted(starts) and sp.phonemes[-1].end == pytest.approx(sp.duration, abs=1e-3)

@@ -8,6 +8,7 @@
 - :func:`plot_usage`: per layer, a heatmap of expert usage by rate pair and token type (PNG).
 - :func:`markdown_section`: the tables for RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,15 +66,27 @@ def compute_points(model_dirs: Sequence[Path], data_dir: Path, test_set: str | N
         from mome.espnet.task import AVSRTask
 
         tokenizer = AVSRTask.llm_spec(args).load_tokenizer()
-        text_tokens = float(np.mean([len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) + 1 for t in texts]))
+        text_tokens = float(
+            np.mean([len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) + 1 for t in texts])
+        )
         for decode_dir in sorted(model_dir.glob(f"decode_{test_set}_ra*_rv*")):
             parsed = parse_decode_dir_name(decode_dir.name)
             result = decode_dir / "score" / "result.txt"
             if parsed is None or parsed[0] != test_set or not result.is_file():
                 continue
             pair = (parsed[1] or None, parsed[2] or None)
-            tokens = float(np.mean([prompt_tokens(s, pair[0], pair[1], 50.0, 25.0, round(text_tokens)) for s in seconds]))
-            points.append(ComputePoint(model_dir.name, pair, parse_summary(result.read_text()).errors, 2 * per_token * tokens / 1e12, tokens))
+            tokens = float(
+                np.mean([prompt_tokens(s, pair[0], pair[1], 50.0, 25.0, round(text_tokens)) for s in seconds])
+            )
+            points.append(
+                ComputePoint(
+                    model_dir.name,
+                    pair,
+                    parse_summary(result.read_text()).errors,
+                    2 * per_token * tokens / 1e12,
+                    tokens,
+                )
+            )
     return points
 
 
@@ -158,7 +171,10 @@ def plot_usage(stats: RoutingStats, out: Path, title: str) -> Path:
 
 def compute_table(points: Sequence[ComputePoint]) -> list[str]:
     scale, unit = _flops_unit([p.tflops for p in points])
-    lines = [f"| model | rate pair | LLM tokens per utterance | LLM {unit} per utterance | WER % |", "|---|---|---|---|---|"]
+    lines = [
+        f"| model | rate pair | LLM tokens per utterance | LLM {unit} per utterance | WER % |",
+        "|---|---|---|---|---|",
+    ]
     for p in sorted(points, key=lambda p: (p.model, -p.tflops)):
         lines.append(f"| {p.model} | {pair_label(p.pair)} | {p.tokens:.1f} | {p.tflops / scale:.3f} | {p.wer:.2f} |")
     return lines
@@ -177,13 +193,21 @@ def consistency_table(stats: RoutingStats) -> list[str]:
             key = (token_type, f"{token_type} rate {a[i]} vs {b[i]}")
         groups.setdefault(key, []).append(consistency(stats, a, b, token_type))
     header = " | ".join(f"layer {layer}" for layer in range(stats.layers))
-    lines = [f"| tokens | rates compared | {header} | mean top-k overlap (Jaccard) | tokens |",
-             "|---|---|" + "---|" * stats.layers + "---|---|"]
+    lines = [
+        f"| tokens | rates compared | {header} | mean top-k overlap (Jaccard) | tokens |",
+        "|---|---|" + "---|" * stats.layers + "---|---|",
+    ]
     for (token_type, what), results in groups.items():
         weights = np.array([r["tokens"][0] for r in results], float)
-        mean = {k: (np.stack([r[k] for r in results]) * weights[:, None]).sum(0) / weights.sum()
-                for k in ("identical", "identical_shuffled", "jaccard", "jaccard_shuffled")}
-        cells = " | ".join(f"{100 * mean['identical'][l]:.0f} ({100 * mean['identical_shuffled'][l]:.0f})" for l in range(stats.layers))
-        lines.append(f"| {token_type} | {what} | {cells} | {100 * np.nanmean(mean['jaccard']):.0f} "
-                     f"({100 * np.nanmean(mean['jaccard_shuffled']):.0f}) | {int(weights.sum())} |")
+        mean = {
+            k: (np.stack([r[k] for r in results]) * weights[:, None]).sum(0) / weights.sum()
+            for k in ("identical", "identical_shuffled", "jaccard", "jaccard_shuffled")
+        }
+        cells = " | ".join(
+            f"{100 * mean['identical'][l]:.0f} ({100 * mean['identical_shuffled'][l]:.0f})" for l in range(stats.layers)
+        )
+        lines.append(
+            f"| {token_type} | {what} | {cells} | {100 * np.nanmean(mean['jaccard']):.0f} "
+            f"({100 * np.nanmean(mean['jaccard_shuffled']):.0f}) | {int(weights.sum())} |"
+        )
     return lines

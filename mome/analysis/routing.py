@@ -12,6 +12,7 @@ token at the finer rate is matched with the token of the coarser rate whose wind
 set is identical and the mean overlap (Jaccard index) of the two sets, beside the same figures with the
 coarser tokens shuffled among the utterances' tokens of that type (what expert usage alone would give).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -76,12 +77,16 @@ def collect_routing(model, batches, pairs: Sequence[RatePair]) -> RoutingStats:
             for i in range(len(targets)):
                 real = prompt.attention_mask[i].bool()
                 stats.utterances[pair].append(
-                    UtteranceRouting(prompt.token_types[i][real].cpu().numpy(), [r.chosen[i][real].cpu().numpy() for r in records])
+                    UtteranceRouting(
+                        prompt.token_types[i][real].cpu().numpy(), [r.chosen[i][real].cpu().numpy() for r in records]
+                    )
                 )
     return stats
 
 
-def _matches(fine: UtteranceRouting, coarse: UtteranceRouting, token_type: str, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+def _matches(
+    fine: UtteranceRouting, coarse: UtteranceRouting, token_type: str, ratio: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions of matched tokens of ``token_type`` in the two prompts (fine index j -> coarse floor(j / ratio))."""
     t = TOKEN_TYPES.index(token_type)
     fine_pos, coarse_pos = np.nonzero(fine.types == t)[0], np.nonzero(coarse.types == t)[0]
@@ -101,7 +106,9 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(same, float), np.array(jaccard, float)
 
 
-def consistency(stats: RoutingStats, fine: RatePair, coarse: RatePair, token_type: str, seed: int = 0) -> dict[str, np.ndarray]:
+def consistency(
+    stats: RoutingStats, fine: RatePair, coarse: RatePair, token_type: str, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Per layer (arrays of ``stats.layers``): ``identical`` and ``jaccard`` of matched tokens' top-k sets, and
     ``identical_shuffled`` / ``jaccard_shuffled`` with the coarse tokens shuffled; ``tokens``: how many matched."""
     modality_index = {"audio": 0, "video": 1}.get(token_type)
@@ -111,7 +118,9 @@ def consistency(stats: RoutingStats, fine: RatePair, coarse: RatePair, token_typ
             raise ValueError(f"{token_type} tokens need both pairs to have a {token_type} rate: {fine}, {coarse}")
         ratio = coarse[modality_index] / fine[modality_index]
     rng = np.random.default_rng(seed)
-    per_layer = {k: [[] for _ in range(stats.layers)] for k in ("identical", "jaccard", "identical_shuffled", "jaccard_shuffled")}
+    per_layer = {
+        k: [[] for _ in range(stats.layers)] for k in ("identical", "jaccard", "identical_shuffled", "jaccard_shuffled")
+    }
     for u_fine, u_coarse in zip(stats.utterances[fine], stats.utterances[coarse]):
         fine_pos, coarse_pos = _matches(u_fine, u_coarse, token_type, ratio)
         if not len(fine_pos):

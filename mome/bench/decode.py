@@ -86,7 +86,9 @@ def run(a: argparse.Namespace) -> dict:
 
         def case(beam: int, batch: int):
             def run_():
-                hyps[beam, batch] = decode_data_dir(AVSR2Text(model, args, beam, max_new), data_dir, [pair], batch)[pair]
+                hyps[beam, batch] = decode_data_dir(AVSR2Text(model, args, beam, max_new), data_dir, [pair], batch)[
+                    pair
+                ]
 
             return run_
 

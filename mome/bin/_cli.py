@@ -12,6 +12,7 @@ Errors: :func:`entry_point` wraps an entry point's ``main(argv) -> int`` so that
 library and the checks not yet given a project class raise) prints ``prog: error: <message>`` on stderr and
 returns exit status 1, as argparse prints its usage errors (which exit with 2).
 """
+
 from __future__ import annotations
 
 import argparse

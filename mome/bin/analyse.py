@@ -8,6 +8,7 @@ decodings of stage 6) and, per MoME model, ``<output_dir>/routing_<model>.png`` 
 pair and token type, teacher-forced on the first ``--max_utterances`` utterances of ``--data_dir``). The tables
 go to stdout and, with ``--results``, replace the ``## Analysis`` section of that RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output_dir", required=True, help="where the PNGs go")
     p.add_argument("--results", default=None, help="RESULTS.md whose '## Analysis' section to write")
     p.add_argument("--max_utterances", type=int, default=100, help="utterances of the routing analysis")
-    p.add_argument("--checkpoint", default=None, help="checkpoint of the routing analysis (default: valid.loss.ave.pth)")
+    p.add_argument(
+        "--checkpoint", default=None, help="checkpoint of the routing analysis (default: valid.loss.ave.pth)"
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     from mome.analysis.report import compute_points, compute_table, plot_wer_vs_compute
@@ -52,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [SECTION, ""]
     points = compute_points(model_dirs, data_dir)
     if points:
-        png = plot_wer_vs_compute(points, out / "wer_vs_compute.png", f"WER on {data_dir.name} against the LLM's compute")
+        png = plot_wer_vs_compute(
+            points, out / "wer_vs_compute.png", f"WER on {data_dir.name} against the LLM's compute"
+        )
         lines += [f"### WER against the LLM's compute ({data_dir.name}; `{png.name}`)", "", *compute_table(points), ""]
     for model_dir in model_dirs:
         lines += routing_section(model_dir, data_dir, out, a.max_utterances, a.checkpoint)

@@ -12,6 +12,7 @@ once for all pairs, and the model is loaded once for all data directories. ``--o
 directory explicitly (one data directory and one pair only). Beam 1 decodes greedily; nothing is ever
 sampled. ``--config`` takes a YAML of these options (ESPnet style; unknown keys are refused).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,23 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--model_dir", help="training output directory (holds config.yaml and checkpoints)")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file, absolute or inside --model_dir (default: valid.loss.ave.pth)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint file, absolute or inside --model_dir (default: valid.loss.ave.pth)",
+    )
     p.add_argument("--data_dir", nargs="+", help="data directories with wav.scp and/or roi.scp")
-    p.add_argument("--rates", nargs="+", default=None, help="rate pairs A,V (0: modality absent), e.g. 4,2 16,5 (default: all trained)")
-    p.add_argument("--output_dir", default=None, help="where to write text (one data dir and pair; default: <model_dir>/decode_<set>_ra<A>_rv<V>)")
+    p.add_argument(
+        "--rates",
+        nargs="+",
+        default=None,
+        help="rate pairs A,V (0: modality absent), e.g. 4,2 16,5 (default: all trained)",
+    )
+    p.add_argument(
+        "--output_dir",
+        default=None,
+        help="where to write text (one data dir and pair; default: <model_dir>/decode_<set>_ra<A>_rv<V>)",
+    )
     p.add_argument("--beam_size", type=int, default=15, help="beam width (1: greedy)")
     p.add_argument("--max_new_tokens", type=int, default=32, help="longest hypothesis in LLM tokens")
     p.add_argument("--batch_size", type=int, default=8, help="utterances per batch (length-sorted)")
@@ -52,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.model_dir is None or a.data_dir is None:
         get_parser().error("--model_dir and --data_dir are required (on the command line or in --config)")
-    pairs = None if a.rates is None else [parse_rates(r if isinstance(r, str) else ",".join(map(str, r))) for r in a.rates]
+    pairs = (
+        None if a.rates is None else [parse_rates(r if isinstance(r, str) else ",".join(map(str, r))) for r in a.rates]
+    )
     data_dirs = [a.data_dir] if isinstance(a.data_dir, str) else list(a.data_dir)
     if a.output_dir is not None and (pairs is None or len(pairs) > 1 or len(data_dirs) > 1):
-        raise ValueError("--output_dir names one directory: give one --data_dir and one --rates pair with it (or leave it out)")
+        raise ValueError(
+            "--output_dir names one directory: give one --data_dir and one --rates pair with it (or leave it out)"
+        )
     if a.beam_size < 1 or a.max_new_tokens < 1 or a.batch_size < 1:
         raise ValueError("--beam_size, --max_new_tokens and --batch_size must be positive")
     for data_dir in data_dirs:
@@ -69,8 +87,14 @@ def main(argv: list[str] | None = None) -> int:
             out_dir = Path(a.output_dir) if a.output_dir else Path(a.model_dir) / decode_dir_name(data_dir, pair)
             path = write_text(out_dir / "text", hyps[pair], hyps.skipped)
             write_confidence(out_dir / "confidence", hyps.results[pair])
-            logging.info("%s at rates %s: %d hypotheses -> %s%s", data_dir, format_pair(pair), len(hyps[pair]), path,
-                         f" ({len(hyps.skipped)} utterances skipped: {path.parent / 'skipped.txt'})" if hyps.skipped else "")
+            logging.info(
+                "%s at rates %s: %d hypotheses -> %s%s",
+                data_dir,
+                format_pair(pair),
+                len(hyps[pair]),
+                path,
+                f" ({len(hyps.skipped)} utterances skipped: {path.parent / 'skipped.txt'})" if hyps.skipped else "",
+            )
     return 0
 
 

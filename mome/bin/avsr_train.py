@@ -17,6 +17,7 @@ directories' utt2dur into ``<output_dir>/shape/{train,valid}.shape`` (video fram
 Multi-GPU: ``--ngpu N --multiprocessing_distributed true``; CPU data-parallel:
 ``torchrun --nproc_per_node N -m mome.bin.avsr_train ... --ngpu 0 --dist_backend gloo --multiprocessing_distributed false``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,10 +51,12 @@ def select_data(args) -> None:
             setattr(args, key, kept)
         missing = sorted(wanted - {e[1] for e in kept})
         if entries and missing:
-            hint = " (write them with python -m mome.bin.dump_features)" if any(m.endswith("_feats") for m in missing) else ""
-            raise SystemExit(
-                f"{PROG}: error: the config needs the input(s) {missing} but no --{key} names them{hint}"
+            hint = (
+                " (write them with python -m mome.bin.dump_features)"
+                if any(m.endswith("_feats") for m in missing)
+                else ""
             )
+            raise SystemExit(f"{PROG}: error: the config needs the input(s) {missing} but no --{key} names them{hint}")
 
 
 @entry_point(PROG)

@@ -13,6 +13,7 @@ are written; the hypotheses of every pair are kept in ``<output_dir>/decodes_<se
 with the same settings. WER by the project's scoring (:mod:`mome.scoring`; the chosen cascade's and the fixed
 pairs' hypotheses are also scored with sclite when it is installed, and must agree).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--model_dir", required=True, help="training output directory or packed model")
     p.add_argument("--valid_dir", required=True, help="validation data directory (wav.scp / roi.scp, text)")
     p.add_argument("--test_dir", default=None, help="test data directory to report on (figure and table)")
-    p.add_argument("--ladder", nargs="+", default=None, help="rate pairs A,V cheapest first (default: cheapest, finest)")
+    p.add_argument(
+        "--ladder", nargs="+", default=None, help="rate pairs A,V cheapest first (default: cheapest, finest)"
+    )
     p.add_argument("--beam_size", type=int, default=4)
     p.add_argument("--max_new_tokens", type=int, default=32)
     p.add_argument("--batch_size", type=int, default=16)
@@ -62,9 +65,9 @@ def decode_set(avsr, data_dir: Path, pairs, cache: Path, batch_size: int) -> dic
     for pair in pairs:
         body[format_pair(pair)] = [
             {"text": r.text, "confidence": r.confidence, "tflops": r.llm_tflops, "tokens": r.llm_input_tokens,
-             "prompt": r.llm_input_tokens - len(r.token_log_probs)}  # fmt: skip
+             "prompt": r.llm_input_tokens - len(r.token_log_probs)}
             for r in (hyps.results[pair][u] for u in utts)
-        ]
+        ]  # fmt: skip
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(body), encoding="utf-8")
     return body
@@ -74,7 +77,10 @@ def as_decoded(body: dict, pairs) -> dict:
     from mome.cascade import Decoded
     from mome.inference import format_pair
 
-    return {p: [Decoded(d["text"], d["confidence"], d["tflops"], d["tokens"], d["prompt"]) for d in body[format_pair(p)]] for p in pairs}
+    return {
+        p: [Decoded(d["text"], d["confidence"], d["tflops"], d["tokens"], d["prompt"]) for d in body[format_pair(p)]]
+        for p in pairs
+    }
 
 
 def sclite_wer(body: dict, texts: list[str], out: Path) -> float:
@@ -96,18 +102,49 @@ def plot(fixed, points, threshold, out: Path, title: str, capped=()) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for p in fixed:
         ax.plot(p.mean_cost * 1e6, p.wer, "s", color="tab:blue")
-        ax.annotate(f"({p.pair[0] or '-'},{p.pair[1] or '-'})", (p.mean_cost * 1e6, p.wer), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(
+            f"({p.pair[0] or '-'},{p.pair[1] or '-'})",
+            (p.mean_cost * 1e6, p.wer),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
     ax.plot([], [], "s", color="tab:blue", label="fixed rate pair")
     line = [p for p in points if p.threshold < 1]  # t = 1 is the finest pair itself (a blue square)
-    ax.plot([p.mean_cost * 1e6 for p in line], [p.wer for p in line], "o-", color="tab:orange", label="cascade (auto), thresholds")
+    ax.plot(
+        [p.mean_cost * 1e6 for p in line],
+        [p.wer for p in line],
+        "o-",
+        color="tab:orange",
+        label="cascade (auto), thresholds",
+    )
     if capped:
-        ax.plot([p.mean_cost * 1e6 for p in capped if p.threshold < 1], [p.wer for p in capped if p.threshold < 1], "x--",
-                color="tab:green", label='cascade, budget="finest"')
+        ax.plot(
+            [p.mean_cost * 1e6 for p in capped if p.threshold < 1],
+            [p.wer for p in capped if p.threshold < 1],
+            "x--",
+            color="tab:green",
+            label='cascade, budget="finest"',
+        )
     for p in line:
-        ax.annotate(f"{p.threshold:g}", (p.mean_cost * 1e6, p.wer), textcoords="offset points", xytext=(3, -10), fontsize=7, color="tab:orange")
+        ax.annotate(
+            f"{p.threshold:g}",
+            (p.mean_cost * 1e6, p.wer),
+            textcoords="offset points",
+            xytext=(3, -10),
+            fontsize=7,
+            color="tab:orange",
+        )
     chosen = [p for p in points if p.threshold == threshold]
     if chosen:
-        ax.plot(chosen[0].mean_cost * 1e6, chosen[0].wer, "*", ms=14, color="tab:red", label=f"calibrated on validation (t={threshold:g})")
+        ax.plot(
+            chosen[0].mean_cost * 1e6,
+            chosen[0].wer,
+            "*",
+            ms=14,
+            color="tab:red",
+            label=f"calibrated on validation (t={threshold:g})",
+        )
     ax.set_xlabel("mean LLM forward MFLOPs per utterance (prompt + hypothesis, every pair decoded)")
     ax.set_ylabel("WER (%)")
     ax.set_title(title, fontsize=10)
@@ -141,8 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         a.save_to or a.model_dir, ladder, threshold, calibrated_on=str(a.valid_dir), beam_size=a.beam_size,
         max_cost_share=a.max_cost_share, valid_wer=round(chosen.wer, 2), valid_cost_share=round(chosen.mean_cost / finest_valid.mean_cost, 3),
     )  # fmt: skip
-    logging.info("threshold %.2f (validation WER %.2f %% at %.0f %% of %s's cost) -> %s", threshold, chosen.wer,
-                 100 * chosen.mean_cost / finest_valid.mean_cost, format_pair(ladder[-1]), path)
+    logging.info(
+        "threshold %.2f (validation WER %.2f %% at %.0f %% of %s's cost) -> %s",
+        threshold,
+        chosen.wer,
+        100 * chosen.mean_cost / finest_valid.mean_cost,
+        format_pair(ladder[-1]),
+        path,
+    )
     if a.test_dir is None:
         return 0
     test_dir = Path(a.test_dir)
@@ -155,14 +198,26 @@ def main(argv: list[str] | None = None) -> int:
     capped = [cascade.evaluate(decoded, test["refs"], ladder, t, "finest") for t in grid]
     finest = next(p for p in fixed if p.pair == ladder[-1])
     # the project's scoring (sclite when installed) on the fixed pairs and the calibrated cascade
-    checks = {format_pair(p.pair): sclite_wer(test, [d.text for d in decoded[p.pair]], out / "score" / f"ra{p.pair[0] or 0}_rv{p.pair[1] or 0}") for p in fixed}
+    checks = {
+        format_pair(p.pair): sclite_wer(
+            test, [d.text for d in decoded[p.pair]], out / "score" / f"ra{p.pair[0] or 0}_rv{p.pair[1] or 0}"
+        )
+        for p in fixed
+    }
     kept = cascade.select(decoded, ladder, threshold)
-    checks["auto"] = sclite_wer(test, [decoded[pair][i].text for i, (pair, _, _) in enumerate(kept)], out / "score" / "auto")
-    mine = {format_pair(p.pair): p.wer for p in fixed} | {"auto": next(p.wer for p in points if p.threshold == threshold)}
+    checks["auto"] = sclite_wer(
+        test, [decoded[pair][i].text for i, (pair, _, _) in enumerate(kept)], out / "score" / "auto"
+    )
+    mine = {format_pair(p.pair): p.wer for p in fixed} | {
+        "auto": next(p.wer for p in points if p.threshold == threshold)
+    }
     for name, wer in checks.items():
         if abs(wer - mine[name]) > 1e-6:
             raise RuntimeError(f"{name}: WER {mine[name]:.4f} by the cascade's alignment, {wer:.4f} by mome.scoring")
-    title = f"{Path(a.model_dir).name} on {test_dir.name} ({len(test['utts'])} utterances, beam {a.beam_size}); ladder " + " -> ".join(format_pair(p) for p in ladder)
+    title = (
+        f"{Path(a.model_dir).name} on {test_dir.name} ({len(test['utts'])} utterances, beam {a.beam_size}); ladder "
+        + " -> ".join(format_pair(p) for p in ladder)
+    )
     png = plot(fixed, points, threshold, out / "adaptive_rate.png", title, capped)
     lines = [
         f"Test set `{test_dir}` ({len(test['utts'])} utterances), beam {a.beam_size}; ladder {' -> '.join(format_pair(p) for p in ladder)}; "
@@ -174,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|",
     ]
     for p in fixed:
-        lines.append(f"| fixed {format_pair(p.pair)} | - | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | - | - | - |")
+        lines.append(
+            f"| fixed {format_pair(p.pair)} | - | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | - | - | - |"
+        )
     for p, c in zip(points, capped):
         star = " (calibrated)" if p.threshold == threshold else ""
         lines.append(f"| auto{star} | {p.threshold:g} | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | "

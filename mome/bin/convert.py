@@ -7,6 +7,7 @@
 The directory is written next to OUTPUT_DIR under a temporary name and renamed when complete, so an interrupted
 run leaves no half-written OUTPUT_DIR. ``tools/get_pretrained.sh`` runs this for the registry packages.
 """
+
 from __future__ import annotations
 
 import argparse

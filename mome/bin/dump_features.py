@@ -13,6 +13,7 @@ names) goes to <dump_dir>/<modality>_<encoder>_<hash of its conf>/<data dir name
 with the same frozen encoder and skipped when there; stdout gets one '<modality>_feats <scp>' line each
 (what the recipe's training stage reads).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--output_dir", help="output folder, e.g. dump/features/train")
     where.add_argument("--dump_dir", help="folder of features shared by configs, e.g. dump/features")
-    p.add_argument("--modalities", nargs="+", choices=("audio", "video"), default=None, help="default: every encoder of the config")
+    p.add_argument(
+        "--modalities", nargs="+", choices=("audio", "video"), default=None, help="default: every encoder of the config"
+    )
     p.add_argument("--batch_size", type=int, default=8, help="utterances per encoder batch (length-sorted)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="bfloat16: autocast (GPUs); stored as float32")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: autocast (GPUs); stored as float32",
+    )
     p.add_argument("--num_workers", type=int, default=0, help="data-loader worker processes")
     add_hidden_aliases(p, {"--out": "--output_dir", "--out_root": "--dump_dir"})
     a = p.parse_args(argv)

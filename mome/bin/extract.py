@@ -8,6 +8,7 @@ data directory. Without either, both run in this process. --landmarks detect (gi
 recordings without a landmark file in landmarks.scp (every one, without landmarks.scp) get one from MediaPipe's
 face mesh, <dump_dir>/landmarks/<recording>.pkl (its environment: tools/install_face_mesh.sh).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,19 @@ PROG = "python -m mome.bin.extract"
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--data_dir", required=True, help="Kaldi data directory (video.scp, landmarks.scp, segments, ...)")
-    p.add_argument("--dump_dir", required=True, help="output folder: <dump_dir>/wav/<utt>.wav, <dump_dir>/roi/<utt>.mkv")
+    p.add_argument(
+        "--dump_dir", required=True, help="output folder: <dump_dir>/wav/<utt>.wav, <dump_dir>/roi/<utt>.mkv"
+    )
     p.add_argument("--job", type=int, help="shard to extract, 1..--njobs")
     p.add_argument("--njobs", type=int, help="number of shards")
     p.add_argument("--merge", action="store_true", help="collect the shards: scp files, skipped.txt, filtering")
-    p.add_argument("--landmarks", choices=("scp", "detect"), default="scp",
-                   help="scp: the landmark files of landmarks.scp (stage 1); detect: MediaPipe's face mesh finds them "
-                        "for the recordings without one (tools/install_face_mesh.sh makes its environment)")
+    p.add_argument(
+        "--landmarks",
+        choices=("scp", "detect"),
+        default="scp",
+        help="scp: the landmark files of landmarks.scp (stage 1); detect: MediaPipe's face mesh finds them "
+        "for the recordings without one (tools/install_face_mesh.sh makes its environment)",
+    )
     add_hidden_aliases(p, {"--data": "--data_dir", "--dump": "--dump_dir"})
     a = p.parse_args(argv)
     if (a.job is None) != (a.njobs is None):

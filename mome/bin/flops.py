@@ -8,6 +8,7 @@ transcript; default 0). TFLOPs = 2 x tokens x the LLM parameters a token passes 
 embedding table; the output head counted even when tied). Attention scores, adapters and encoders are not
 counted. A rate of 0 drops that modality (ASR: 4,0; VSR: 0,2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,9 @@ def rate_pair(text: str) -> tuple[int | None, int | None]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"rate pair {text!r} is not AUDIO,VIDEO (integers, 0 for an absent modality)")
     if pair == (None, None) or any(r is not None and r < 0 for r in pair):
-        raise argparse.ArgumentTypeError(f"rate pair {text!r}: rates must be positive (0: modality absent), one modality at least")
+        raise argparse.ArgumentTypeError(
+            f"rate pair {text!r}: rates must be positive (0: modality absent), one modality at least"
+        )
     return pair
 
 
@@ -43,12 +46,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--llm_config", required=True, help="LLM config.json (or a save_pretrained directory)")
     p.add_argument("--seconds", type=float, required=True, help="utterance duration")
-    p.add_argument("--rates", type=rate_pair, nargs="+", required=True, help="AUDIO,VIDEO compression rates, e.g. 4,2 16,5")
+    p.add_argument(
+        "--rates", type=rate_pair, nargs="+", required=True, help="AUDIO,VIDEO compression rates, e.g. 4,2 16,5"
+    )
     p.add_argument("--audio_hz", type=float, default=50.0, help="audio encoder tokens per second (Whisper: 50)")
     p.add_argument("--video_hz", type=float, default=25.0, help="video encoder tokens per second (AV-HuBERT: 25)")
     p.add_argument("--text_tokens", type=int, default=0, help="instruction + transcript tokens added to every prompt")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_hidden_aliases(p, {"--llm-config": "--llm_config", "--audio-hz": "--audio_hz", "--video-hz": "--video_hz", "--text-tokens": "--text_tokens"})
+    add_hidden_aliases(
+        p,
+        {
+            "--llm-config": "--llm_config",
+            "--audio-hz": "--audio_hz",
+            "--video-hz": "--video_hz",
+            "--text-tokens": "--text_tokens",
+        },
+    )
     a = p.parse_args(argv)
     if a.seconds <= 0 or a.text_tokens < 0:
         p.error("--seconds must be > 0 and --text_tokens >= 0")

@@ -7,6 +7,7 @@ Writes ``phones`` (50 per second) and ``visemes`` (25 per second) into each data
 ``text_int`` tables), and ``<lang_dir>/{phones,visemes}.txt`` (the label lists; phones from the first
 directory, the training set).
 """
+
 from __future__ import annotations
 
 import argparse

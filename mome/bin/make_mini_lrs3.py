@@ -1,7 +1,8 @@
 """Generate the synthetic mini LRS3 corpus (LRS3 layout, landmarks, babble noise).
 
-    python -m mome.bin.make_mini_lrs3 --output_dir DIR [--size default|tiny] [--seed 0] [--nj N]
+python -m mome.bin.make_mini_lrs3 --output_dir DIR [--size default|tiny] [--seed 0] [--nj N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,12 @@ PROG = "python -m mome.bin.make_mini_lrs3"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True, help="output folder (gets lrs3/, landmarks/, noise/)")
-    parser.add_argument("--size", default="default", choices=sorted(SIZES),
-                        help="default: ~2,000 training + 200 test clips; tiny: 20 clips for tests")
+    parser.add_argument(
+        "--size",
+        default="default",
+        choices=sorted(SIZES),
+        help="default: ~2,000 training + 200 test clips; tiny: 20 clips for tests",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nj", type=int, default=os.cpu_count() or 1, help="parallel jobs (default: all cores)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")

@@ -5,6 +5,7 @@
 Writes data/SET_babble_snr<N> (wav.scp -> <dump_dir>/SET_babble_snr<N>/wav/<utt>.wav; the other files,
 roi.scp included, copied). Resumable: wavs already written are kept.
 """
+
 from __future__ import annotations
 
 import argparse

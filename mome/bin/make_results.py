@@ -4,6 +4,7 @@
 
 Reads EXP_DIR/<model>/decode_<test set>_ra<r_a>_rv<r_v>/score/result.txt (rate 0: modality not used).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@ config, trained weights, tokenizer, the frozen parts the config names (copied wh
 ``--copy_limit_mb``, else named by path or ``${MOME_PRETRAINED}/...`` in ``OUT/manifest.json``) and the
 adaptive-rate calibration when there is one.
 """
+
 from __future__ import annotations
 
 import argparse

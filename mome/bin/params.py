@@ -10,6 +10,7 @@ The adapter names are the training config's (``llm_adapter``); every default is 
 compressor's (:class:`~mome.models.mome.MoMESpec`, :class:`~mome.models.lora.LoRASpec`,
 :class:`~mome.models.compressor.MatryoshkaCompressor`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,20 @@ from mome.models.mome import LOCATIONS, MoMESpec
 PROG = "mome-params"
 TARGET_ALIASES = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"}
 MOME, LORA, COMPRESSOR = MoMESpec(), LoRASpec(), MatryoshkaCompressor()  # the defaults
-DASHED_BEFORE = ("llm_config", "top_k", "shared_experts", "router_per_scale", "lora_reduction", "lora_alpha", "lora_targets",
-                 "audio_dim", "video_dim", "audio_rates", "video_rates", "projector_hidden")  # old spellings: --llm-config, ...
+DASHED_BEFORE = (
+    "llm_config",
+    "top_k",
+    "shared_experts",
+    "router_per_scale",
+    "lora_reduction",
+    "lora_alpha",
+    "lora_targets",
+    "audio_dim",
+    "video_dim",
+    "audio_rates",
+    "video_rates",
+    "projector_hidden",
+)  # old spellings: --llm-config, ...
 
 
 def int_list(text: str) -> list[int]:
@@ -40,31 +53,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--llm_config", required=True, help="LLM config.json (or a save_pretrained directory)")
     names = list(llm_adapter_choices.classes)
-    p.add_argument("--adapter", required=True, type=lambda s: s.replace("-", "_"), choices=names,
-                   help="the adapter (mtsk-ms etc. are taken too)")
+    p.add_argument(
+        "--adapter",
+        required=True,
+        type=lambda s: s.replace("-", "_"),
+        choices=names,
+        help="the adapter (mtsk-ms etc. are taken too)",
+    )
     g = p.add_argument_group("MoME")
     g.add_argument("--experts", type=int, default=MOME.experts, help="routed experts per layer")
     g.add_argument("--top_k", type=int, default=MOME.top_k, help="routed experts per token")
     g.add_argument("--shared_experts", type=int, default=MOME.shared_experts)
     g.add_argument("--bottleneck", type=int, default=MOME.bottleneck, help="expert width w")
     g.add_argument("--location", choices=LOCATIONS, default=MOME.location)
-    g.add_argument("--router_per_scale", action="store_true", default=MOME.router_per_scale, help="one router per scale (ablation)")
+    g.add_argument(
+        "--router_per_scale", action="store_true", default=MOME.router_per_scale, help="one router per scale (ablation)"
+    )
     g = p.add_argument_group("LoRA / Llama-MTSK")
     g.add_argument("--lora_reduction", type=int, default=LORA.reduction, help="rank = hidden size / reduction")
     g.add_argument("--lora_alpha", type=float, default=LORA.alpha)
     short = {v: k for k, v in TARGET_ALIASES.items()}
-    g.add_argument("--lora_targets", default=",".join(short.get(t, t) for t in LORA.targets),
-                   help="comma list of projections (q,k,v,o or full module names)")
+    g.add_argument(
+        "--lora_targets",
+        default=",".join(short.get(t, t) for t in LORA.targets),
+        help="comma list of projections (q,k,v,o or full module names)",
+    )
     g = p.add_argument_group("model")
     rates = COMPRESSOR.rates
     scales = len(rates["audio"]) * len(rates["video"])
-    g.add_argument("--scales", type=int, default=scales,
-                   help=f"number of Matryoshka scales (rate pairs); default {scales} = {rates['audio']}x{rates['video']}")
+    g.add_argument(
+        "--scales",
+        type=int,
+        default=scales,
+        help=f"number of Matryoshka scales (rate pairs); default {scales} = {rates['audio']}x{rates['video']}",
+    )
     g.add_argument("--audio_dim", type=int, default=1024, help="audio encoder width (0: no audio); Whisper medium 1024")
-    g.add_argument("--video_dim", type=int, default=1024, help="video encoder width (0: no video); AV-HuBERT large 1024")
+    g.add_argument(
+        "--video_dim", type=int, default=1024, help="video encoder width (0: no video); AV-HuBERT large 1024"
+    )
     g.add_argument("--audio_rates", type=int_list, default=rates["audio"])
     g.add_argument("--video_rates", type=int_list, default=rates["video"])
-    g.add_argument("--projector_hidden", type=int, default=None, help="projector hidden width (default: LLM hidden size)")
+    g.add_argument(
+        "--projector_hidden", type=int, default=None, help="projector hidden width (default: LLM hidden size)"
+    )
     g.add_argument("--pooling", choices=["avg", "stack"], default=COMPRESSOR.mode)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_hidden_aliases(p, {f"--{name.replace('_', '-')}": f"--{name}" for name in DASHED_BEFORE})

@@ -12,6 +12,7 @@ written from the data directories' utt2dur as for ``mome.bin.avsr_train``. At th
 best checkpoints (``valid.acc.ave.pth``, ESPnet's model averaging) gives ``<output_dir>/encoder/``
 (``Encoder.save_pretrained``), which an AVSR config loads with ``audio_encoder_conf: {path: ...}``.
 """
+
 from __future__ import annotations
 
 import logging

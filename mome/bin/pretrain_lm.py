@@ -10,6 +10,7 @@ per-word perplexity on the excluded sentences, the share of their tokens copied 
 read right after their spelling in each script).
 Skipped when ``--output_dir`` already holds a finished model (the directory appears whole at the end).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", required=True, help="Hugging Face directory to write")
     p.add_argument("--exclude", nargs="+", default=[], help="Kaldi text files whose sentences the LM must never see")
-    p.add_argument("--sentences", nargs="+", default=[],
-                   help="Kaldi text files: train on their sentences instead of the corpus grammar's")
-    p.add_argument("--lexicon", nargs="+", default=[], metavar="MODALITY=LEXICONP",
-                   help="scripts to spell sentences in: audio=phones.lexiconp.txt video=visemes.lexiconp.txt")
+    p.add_argument(
+        "--sentences",
+        nargs="+",
+        default=[],
+        help="Kaldi text files: train on their sentences instead of the corpus grammar's",
+    )
+    p.add_argument(
+        "--lexicon",
+        nargs="+",
+        default=[],
+        metavar="MODALITY=LEXICONP",
+        help="scripts to spell sentences in: audio=phones.lexiconp.txt video=visemes.lexiconp.txt",
+    )
     for f in fields(LMConfig):
         p.add_argument(f"--{f.name}", type=type(f.default), default=f.default, help=f"(default: {f.default})")
     a = p.parse_args(argv)
@@ -50,12 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     for item in a.lexicon:
         modality, _, path = item.partition("=")
         if modality not in SCRIPT_PREFIXES or not Path(path).is_file():
-            p.error(f"--lexicon {item}: give MODALITY=FILE with MODALITY in {sorted(SCRIPT_PREFIXES)} and an existing lexiconp.txt")
+            p.error(
+                f"--lexicon {item}: give MODALITY=FILE with MODALITY in {sorted(SCRIPT_PREFIXES)} and an existing lexiconp.txt"
+            )
         lexicons[modality] = read_lexicon(path)
     exclude = read_sentences(a.exclude)
     config = LMConfig(**{f.name: getattr(a, f.name) for f in fields(LMConfig)})
-    figures = pretrain_lm(out, exclude, config, eval_sentences=sorted(exclude)[:200], lexicons=lexicons,
-                          pool=sorted(read_sentences(a.sentences)))
+    figures = pretrain_lm(
+        out,
+        exclude,
+        config,
+        eval_sentences=sorted(exclude)[:200],
+        lexicons=lexicons,
+        pool=sorted(read_sentences(a.sentences)),
+    )
     print(json.dumps(figures))
     return 0
 

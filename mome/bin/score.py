@@ -6,6 +6,7 @@ Writes OUTPUT_DIR/{ref.trn,hyp.trn,result.txt,result_raw.txt,alignment.txt,wer} 
 Both texts are normalised first (lower case, no {LG}-style markers or punctuation). Speakers come from
 --utt2spk, else a utt2spk beside REF_TEXT, else the utterance id up to its last "_".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("ref", help="reference Kaldi text (<utt> <words...>)")
     p.add_argument("hyp", help="hypothesis Kaldi text")
     p.add_argument("output_dir", help="scoring directory to write")
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="sclite (NIST SCTK), python (our aligner, same numbers), auto: sclite if installed")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="sclite (NIST SCTK), python (our aligner, same numbers), auto: sclite if installed",
+    )
     p.add_argument("--utt2spk", help="utterance-to-speaker table (default: utt2spk beside REF, if any)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -16,6 +16,7 @@ Output, one line per file: the transcript alone for a single file; ``<file> <tra
 seconds, tried, pieces). A file that fails is reported on stderr (and in JSON as ``{"file", "error"}``) and
 the others go on; the exit status is 1 if any failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,13 @@ def media_files(paths) -> list[Path]:
     files = []
     for given in map(Path, paths):
         if given.is_dir():
-            found = sorted(p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES + AUDIO_SUFFIXES)
+            found = sorted(
+                p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES + AUDIO_SUFFIXES
+            )
             if not found:
-                raise FileNotFoundError(f"{given}: no media files ({' '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}) in this folder")
+                raise FileNotFoundError(
+                    f"{given}: no media files ({' '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}) in this folder"
+                )
             files += found
         elif given.is_file():
             files.append(given)
@@ -65,7 +70,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="media files or folders of them")
     p.add_argument("--model_dir", required=True, help="trained experiment directory or packed model")
     p.add_argument("--rates", default="4,2", help="rate pair A,V (0: modality absent), e.g. 4,2; or auto (adaptive)")
-    p.add_argument("--landmarks", default=None, help="68-point landmark file of the video (.pkl / .npy / .npz); one file only")
+    p.add_argument(
+        "--landmarks", default=None, help="68-point landmark file of the video (.pkl / .npy / .npz); one file only"
+    )
     p.add_argument("--landmarks_dir", default=None, help="folder of <video stem>.pkl|.npy|.npz landmark files")
     p.add_argument("--output_format", choices=("text", "json"), default="text")
     p.add_argument("--output", default=None, help="write here instead of stdout")
@@ -94,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for path in files:
             try:
-                result = avsr.transcribe_file(path, landmarks_for(path, a.landmarks, a.landmarks_dir), rates, a.max_piece_seconds)
+                result = avsr.transcribe_file(
+                    path, landmarks_for(path, a.landmarks, a.landmarks_dir), rates, a.max_piece_seconds
+                )
             except USER_ERRORS as e:  # this file fails, the others go on
                 failed += 1
                 report_error(PROG, e)

@@ -29,6 +29,7 @@ Frames come from :class:`mome.data.media.FrameStream`: upright (display rotation
 (other and variable rates resampled by timestamp); segments are cut on those 25 fps frames, and the
 landmarks, made on the decoded frames, are taken at the decoded frame each output frame is.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -123,8 +124,9 @@ def is_done(dump: Path, utt: str) -> bool:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def read_inputs(data_dir: Path, detect: bool = False) -> tuple[dict[str, list[Utterance]], dict[str, str],
-                                                                dict[str, str]]:
+def read_inputs(
+    data_dir: Path, detect: bool = False
+) -> tuple[dict[str, list[Utterance]], dict[str, str], dict[str, str]]:
     """Utterances grouped by recording (sorted), video paths and landmark paths by recording (``detect``: a
     missing ``landmarks.scp`` is an empty one)."""
     video_scp, landmarks_scp = data_dir / "video.scp", data_dir / "landmarks.scp"
@@ -244,8 +246,12 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
             if abs(stream.decoded - info.num_frames) > MAX_FRAME_MISMATCH:
                 raise Skip("corrupt-video", f"decoded {stream.decoded} of {info.num_frames} frames")
             if stream.resampled:
-                log.info("%s: frames resampled to %d fps by timestamp (the file: %g fps on average)", video,
-                         VIDEO_FPS, stream.source_fps)
+                log.info(
+                    "%s: frames resampled to %d fps by timestamp (the file: %g fps on average)",
+                    video,
+                    VIDEO_FPS,
+                    stream.source_fps,
+                )
                 out.resampled.append(video)
             decoded = emitted
             spans = {utt: (first, min(last, decoded)) for utt, (first, last) in spans.items() if utt not in failed}
@@ -265,7 +271,9 @@ def extract_recording(utts: list[Utterance], video: str, landmarks: str | None, 
     return out
 
 
-def stream_rois(stream: FrameStream | str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None) -> int:
+def stream_rois(
+    stream: FrameStream | str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None
+) -> int:
     """Decode ``stream`` (a :class:`mome.data.media.FrameStream`, or a video path: upright frames at 25 fps with
     the decoded frame each one is) and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
     segments (``spans``: utt -> [first, last) frames at 25 fps) it overlaps, with the clean ``points`` of the
@@ -297,7 +305,9 @@ def stream_rois(stream: FrameStream | str, points: np.ndarray, spans: dict, rois
 def stream_wavs(video: str, fps: float, spans: dict, wavs: dict) -> None:
     """Each segment's samples (``spans``: utt -> [first, last) video frames at ``fps``) of the audio track of
     ``video`` into its wav writer (``wavs``: utt -> WavWriter), zero-padded where the track ends early."""
-    bounds = {utt: (round(first / fps * SAMPLE_RATE), round(last / fps * SAMPLE_RATE)) for utt, (first, last) in spans.items()}
+    bounds = {
+        utt: (round(first / fps * SAMPLE_RATE), round(last / fps * SAMPLE_RATE)) for utt, (first, last) in spans.items()
+    }
     end = max((stop for _, stop in bounds.values()), default=0)
     position = 0
     try:
@@ -404,10 +414,18 @@ def run_job(data_dir: str | Path, dump: str | Path, job: int = 1, njobs: int = 1
     if detector is not None:
         detector.close()
         if detector.detected:
-            detected = (f"; landmarks detected for {detector.detected} recordings "
-                        f"({detector.seconds / detector.detected:.2f} s each)")
-    print(f"{data_dir} job {job}/{njobs}: " + _summary(len(total.extracted), total.skipped, len(total.already_done))
-          + per_utt + resampled + detected, file=sys.stderr)
+            detected = (
+                f"; landmarks detected for {detector.detected} recordings "
+                f"({detector.seconds / detector.detected:.2f} s each)"
+            )
+    print(
+        f"{data_dir} job {job}/{njobs}: "
+        + _summary(len(total.extracted), total.skipped, len(total.already_done))
+        + per_utt
+        + resampled
+        + detected,
+        file=sys.stderr,
+    )
     return total
 
 

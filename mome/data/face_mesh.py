@@ -21,6 +21,7 @@ The environment is found at ``$MOME_FACE_MESH_PYTHON`` (a Python executable), el
 script has finished them: its stamp file);
 when it is missing, :class:`FaceMeshUnavailable` says which command makes it.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,21 +60,79 @@ ROUTES = {0: "none", 1: "tracked", 2: "full", 3: "detected", 4: "tiles"}  # face
 # inner lip 60-67 as listed. "Right" and "left" are the subject's: the right eye is on the image's left.
 MESH_TO_IBUG68: tuple[tuple[int, ...], ...] = (
     # 0-16 jaw, from the right ear round the chin to the left ear
-    (127,), (234,), (93,), (132, 58), (58, 172), (136,), (150,), (176,), (152,),
-    (400,), (379,), (365,), (397, 288), (361,), (323,), (454,), (356,),
+    (127,),
+    (234,),
+    (93,),
+    (132, 58),
+    (58, 172),
+    (136,),
+    (150,),
+    (176,),
+    (152,),
+    (400,),
+    (379,),
+    (365,),
+    (397, 288),
+    (361,),
+    (323,),
+    (454,),
+    (356,),
     # 17-21 right brow (outer to inner), 22-26 left brow (inner to outer)
-    (70,), (63,), (105,), (66,), (107,),
-    (336,), (296,), (334,), (293,), (300,),
+    (70,),
+    (63,),
+    (105,),
+    (66,),
+    (107,),
+    (336,),
+    (296,),
+    (334,),
+    (293,),
+    (300,),
     # 27-30 nose bridge (top to tip), 31-35 bottom of the nose (right to left)
-    (168, 6), (197, 195), (5,), (4,),
-    (75,), (97,), (2,), (326,), (305,),
+    (168, 6),
+    (197, 195),
+    (5,),
+    (4,),
+    (75,),
+    (97,),
+    (2,),
+    (326,),
+    (305,),
     # 36-41 right eye: outer corner, upper lid x2, inner corner, lower lid x2; 42-47 left eye: inner corner first
-    (33,), (160,), (158,), (133,), (153,), (144,),
-    (362,), (385,), (387,), (263,), (373,), (380,),
+    (33,),
+    (160,),
+    (158,),
+    (133,),
+    (153,),
+    (144,),
+    (362,),
+    (385,),
+    (387,),
+    (263,),
+    (373,),
+    (380,),
     # 48-59 outer lip: right corner, upper lip to the left corner (54), lower lip back
-    (61,), (39,), (37,), (0,), (267,), (269,), (291,), (321,), (314,), (17,), (84,), (91,),
+    (61,),
+    (39,),
+    (37,),
+    (0,),
+    (267,),
+    (269,),
+    (291,),
+    (321,),
+    (314,),
+    (17,),
+    (84,),
+    (91,),
     # 60-67 inner lip: right corner, upper lip, left corner (64), lower lip
-    (78,), (82,), (13,), (312,), (308,), (317,), (14,), (87,),
+    (78,),
+    (82,),
+    (13,),
+    (312,),
+    (308,),
+    (317,),
+    (14,),
+    (87,),
 )
 assert len(MESH_TO_IBUG68) == N_POINTS
 
@@ -116,7 +175,8 @@ def face_mesh_python() -> Path:
         raise FaceMeshUnavailable(
             f"the face mesh environment is missing ({where} {what}): make it with "
             f"`{INSTALL_COMMAND}` (tools/install.sh --all does it too), or set {PYTHON_VARIABLE} to "
-            "the Python of an environment holding mediapipe==0.10.21; or give the video a landmark file")
+            "the Python of an environment holding mediapipe==0.10.21; or give the video a landmark file"
+        )
     return python
 
 
@@ -137,8 +197,9 @@ class FaceMesh:
         env = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)  # the worker must not see the main environment's packages
         command = [str(self.python), str(WORKER), "--options", json.dumps(dict(options or {}))]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.log_file, env=env)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log_file, env=env
+        )
         self.route = "none"
         self.frames = 0
         line = self.process.stdout.readline()
@@ -153,8 +214,10 @@ class FaceMesh:
                 pass
             why = self._log_tail()
             self.close()
-            raise FaceMeshError(f"the face mesh worker ({self.python} {WORKER.name}) did not start: {why}\n"
-                                f"re-make its environment with `{INSTALL_COMMAND}`")
+            raise FaceMeshError(
+                f"the face mesh worker ({self.python} {WORKER.name}) did not start: {why}\n"
+                f"re-make its environment with `{INSTALL_COMMAND}`"
+            )
         self.version = hello.get("mediapipe")
 
     def _log_tail(self, chars: int = 2000) -> str:
@@ -170,8 +233,9 @@ class FaceMesh:
         data = self.process.stdout.read(n)
         if len(data) != n:
             code = self.process.poll()
-            raise FaceMeshError(f"the face mesh worker stopped (exit code {code}) after {self.frames} images: "
-                                f"{self._log_tail()}")
+            raise FaceMeshError(
+                f"the face mesh worker stopped (exit code {code}) after {self.frames} images: {self._log_tail()}"
+            )
         return data
 
     def mesh(self, image: np.ndarray) -> np.ndarray | None:
@@ -203,7 +267,9 @@ class FaceMesh:
         try:
             self.process.stdin.write(b"RSET")
         except (BrokenPipeError, ValueError):
-            raise FaceMeshError(f"the face mesh worker is gone after {self.frames} images: {self._log_tail()}") from None
+            raise FaceMeshError(
+                f"the face mesh worker is gone after {self.frames} images: {self._log_tail()}"
+            ) from None
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -269,8 +335,9 @@ def detect_landmarks(video_path: str | Path, face_mesh: FaceMesh | None = None) 
             fm.close()
 
 
-def write_detected_landmarks(video_path: str | Path, out_path: str | Path,
-                             face_mesh: FaceMesh | None = None) -> np.ndarray:
+def write_detected_landmarks(
+    video_path: str | Path, out_path: str | Path, face_mesh: FaceMesh | None = None
+) -> np.ndarray:
     """Detect the landmarks of a video (:func:`detect_landmarks`) and write them to ``out_path`` in the
     published pickle layout that stage 2 reads (a list with one ``(68, 2)`` array or None per frame; written
     whole or not at all). Returns the ``(T, 68, 2)`` landmarks."""
@@ -279,8 +346,11 @@ def write_detected_landmarks(video_path: str | Path, out_path: str | Path,
     return landmarks
 
 
-def detect_landmark_files(videos: Mapping[str, str | Path] | Iterable[tuple[str, str | Path]], out_dir: str | Path,
-                          face_mesh: FaceMesh | None = None) -> dict[str, Path | str]:
+def detect_landmark_files(
+    videos: Mapping[str, str | Path] | Iterable[tuple[str, str | Path]],
+    out_dir: str | Path,
+    face_mesh: FaceMesh | None = None,
+) -> dict[str, Path | str]:
     """Landmark files ``<out_dir>/<key>.pkl`` for ``videos`` (key -> video path), with one worker for all;
     a file that exists is kept (so an interrupted run resumes). Returns key -> the file, or key -> the reason
     (a string) for a video that cannot be read."""

@@ -30,6 +30,7 @@ little of the picture, e.g. in 1280x720 frames):
 Crops are ``crop_scale`` times the face box (clipped to the image) and resized so that their side is at least
 ``min_crop_side`` pixels. Mesh points of a crop are mapped back to the pixels of the whole image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,8 @@ class Finder:
         self.o = {**DEFAULTS, **options}
         conf = self.o["min_detection_confidence"]
         self.mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=conf)
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=conf
+        )
         self.detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=conf)
         self.previous = None  # (image shape, mesh points) of the last face found
 
@@ -122,8 +124,12 @@ class Finder:
         boxes = []
         for d in result.detections or []:
             b = d.location_data.relative_bounding_box
-            boxes.append((d.score[0], (left + b.xmin * w, top + b.ymin * h,
-                                       left + (b.xmin + b.width) * w, top + (b.ymin + b.height) * h)))
+            boxes.append(
+                (
+                    d.score[0],
+                    (left + b.xmin * w, top + b.ymin * h, left + (b.xmin + b.width) * w, top + (b.ymin + b.height) * h),
+                )
+            )
         return boxes
 
     def _detect_in_tiles(self, image: np.ndarray) -> list[tuple[float, tuple]]:

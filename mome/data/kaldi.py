@@ -16,6 +16,7 @@ leaves the directory as it was before or as it is after, never half-changed.
 Run as ``python -m mome.data.kaldi validate|fix DIR`` (what ``utils/validate_data_dir.sh`` and
 ``utils/fix_data_dir.sh`` call).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,11 +86,7 @@ def spk2utt_to_utt2spk(spk2utt: Mapping[str, str]) -> dict[str, str]:
 def read_data_dir(data_dir: str | Path) -> dict[str, dict[str, str]]:
     """All known tables present in ``data_dir`` (``spk2utt`` excluded: it is derived), by file name."""
     data_dir = Path(data_dir)
-    return {
-        name: read_table(data_dir / name)
-        for name in PER_UTT + PER_RECORDING
-        if (data_dir / name).is_file()
-    }
+    return {name: read_table(data_dir / name) for name in PER_UTT + PER_RECORDING if (data_dir / name).is_file()}
 
 
 def write_data_dir(data_dir: str | Path, tables: Mapping[str, Mapping[str, object]]) -> None:

@@ -16,6 +16,7 @@ Anything else is a :class:`LandmarkError` naming the file and saying what was fo
 clip with that reason). In memory, landmarks are one ``(T, 68, 2)`` float32 array with NaN rows for frames
 without a face. We write the published layout, so the synthetic corpus looks like the real one.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -83,8 +84,10 @@ def _frame(value, where: str) -> np.ndarray | None:
         if inner:
             return _frame(value[inner[0]], where)
         n = sum(np.asarray(v).size // 2 for v in value.values() if isinstance(v, (list, tuple, np.ndarray)))
-        raise ValueError(f"{where} is {_describe(value)} holding {n} points, not the {N_POINTS} points of the "
-                         f"iBUG layout (face_recognition's dict has {sorted(FACE_RECOGNITION_PARTS)})")
+        raise ValueError(
+            f"{where} is {_describe(value)} holding {n} points, not the {N_POINTS} points of the "
+            f"iBUG layout (face_recognition's dict has {sorted(FACE_RECOGNITION_PARTS)})"
+        )
     try:
         points = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -96,8 +99,9 @@ def _frame(value, where: str) -> np.ndarray | None:
     if points.ndim == 3 and points.shape[1:2] == (N_POINTS,):
         raise ValueError(f"{where} holds {points.shape[0]} faces (shape {points.shape}): keep one face per frame")
     if points.ndim != 2 or points.shape[0] != N_POINTS or points.shape[1] not in (2, 3):
-        raise ValueError(f"{where} has shape {points.shape}, expected ({N_POINTS}, 2), ({N_POINTS}, 3) or "
-                         f"(1, {N_POINTS}, 2)")
+        raise ValueError(
+            f"{where} has shape {points.shape}, expected ({N_POINTS}, 2), ({N_POINTS}, 3) or (1, {N_POINTS}, 2)"
+        )
     points = points[:, :2]
     return None if not np.isfinite(points).all() else points
 
@@ -109,16 +113,20 @@ def _frames(obj, path: Path) -> Sequence:
         if not keys:
             sequences = [k for k, v in obj.items() if isinstance(v, (list, tuple, np.ndarray)) and len(v)]
             if len(sequences) != 1:
-                raise LandmarkError(f"{path}: a dict with keys {sorted(map(str, obj))[:10]} and no "
-                                    f"{'/'.join(WHOLE_FILE_KEYS)} entry holding the per-frame landmarks")
+                raise LandmarkError(
+                    f"{path}: a dict with keys {sorted(map(str, obj))[:10]} and no "
+                    f"{'/'.join(WHOLE_FILE_KEYS)} entry holding the per-frame landmarks"
+                )
             keys = sequences
         obj = obj[keys[0]]
     if isinstance(obj, np.ndarray) and obj.dtype != object:
         if obj.ndim == 4 and obj.shape[1] == 1:
             obj = obj[:, 0]
         if obj.ndim != 3:
-            raise LandmarkError(f"{path}: an array of shape {obj.shape}; expected (frames, {N_POINTS}, 2) "
-                                f"or a sequence with one entry per frame")
+            raise LandmarkError(
+                f"{path}: an array of shape {obj.shape}; expected (frames, {N_POINTS}, 2) "
+                f"or a sequence with one entry per frame"
+            )
         return list(obj)
     if isinstance(obj, (np.ndarray, list, tuple)):
         return list(obj)

@@ -14,6 +14,7 @@ A file looks like this (tables are optional; LRS2 ``main`` has none)::
     WORD START END ASDSCORE
     SO 0.17 0.28 4.8
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

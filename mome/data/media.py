@@ -20,6 +20,7 @@ PyAV does the decoding, so no system ffmpeg is needed. Four facts shape this mod
   ``start`` / ``end`` select frames ``round(start * 25) .. round(end * 25) - 1`` and the audio samples
   of the same span, so audio and video of a segment stay aligned.
 """
+
 from __future__ import annotations
 
 import os
@@ -163,8 +164,10 @@ def orientation_from_matrix(matrix, source: str = "") -> Orientation:
     if small(a) and small(d):  # screen x comes from stored y, screen y from stored x
         return (True, b < 0, c < 0)
     angle = np.degrees(np.arctan2(b, a))
-    raise UnsupportedMediaError(f"{source}: display matrix turns the picture by {-angle:.1f} degrees; only "
-                                "multiples of 90 degrees are supported (rotate the file first)")
+    raise UnsupportedMediaError(
+        f"{source}: display matrix turns the picture by {-angle:.1f} degrees; only "
+        "multiples of 90 degrees are supported (rotate the file first)"
+    )
 
 
 def frame_orientation(frame: av.VideoFrame, source: str = "") -> Orientation:
@@ -259,7 +262,9 @@ class FrameStream:
             raise MediaError(f"{self.path}: no video frames decoded")
 
 
-def iter_video(path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True) -> Iterator[np.ndarray]:
+def iter_video(
+    path: str | Path, start: float = 0.0, end: float | None = None, gray: bool = True
+) -> Iterator[np.ndarray]:
     """Frames ``[start, end)`` one at a time as they are decoded, uint8 ``(H, W)`` (gray) or ``(H, W, 3)``
     (RGB), upright and at ``VIDEO_FPS`` (:class:`FrameStream`): a long clip is never held in memory whole."""
     first = max(0, round(start * VIDEO_FPS))
@@ -320,9 +325,7 @@ def iter_audio(path: str | Path, sample_rate: int = 16000) -> Iterator[np.ndarra
             raise MediaError(f"{path}: audio decoding failed ({e})") from None
 
 
-def read_audio(
-    path: str | Path, sample_rate: int = 16000, start: float = 0.0, end: float | None = None
-) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int = 16000, start: float = 0.0, end: float | None = None) -> np.ndarray:
     """Mono float32 audio in [-1, 1] of the span ``[start, end)`` (on the 25 fps frame grid of
     :func:`read_video`), resampled to ``sample_rate`` and cut (or zero-padded) to the video's length."""
     info = probe(path)

@@ -10,6 +10,7 @@ A noisy copy of ``data/<set>`` is ``data/<set>_babble_snr<N>``: the same files (
 except wav.scp, which points at ``<dump>/<set>_babble_snr<N>/wav/<utt>.wav``; utterances with silent
 (all-zero) audio have no SNR and are left out, logged in its ``skipped.txt``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -136,8 +137,16 @@ def make_noisy_copies(
                 filter_data_dir(new, wavs)
                 append_skipped(new, sorted(skipped))
         out_dirs.append(out_dir)
-    log.info("noisy copies of %s at SNR %s: %d wavs written, %d kept from an earlier run, %d of %d utterances "
-             "without copies", data_dir, list(snrs), done, kept, len(bad), len(utts))
+    log.info(
+        "noisy copies of %s at SNR %s: %d wavs written, %d kept from an earlier run, %d of %d utterances "
+        "without copies",
+        data_dir,
+        list(snrs),
+        done,
+        kept,
+        len(bad),
+        len(utts),
+    )
     return out_dirs
 
 

@@ -18,6 +18,7 @@ with their reason appended to ``<set>/skipped.txt``; nothing is dropped silently
 by :func:`mome.text.normalize_text`, as scoring and the LLM's targets are. Each set directory is built
 beside its place and swapped in, so a killed stage 1 leaves the old one or the new one.
 """
+
 from __future__ import annotations
 
 import os
@@ -323,7 +324,11 @@ def prepare_lrs3(
 
 # ------------------------------------------------------------------------------------------ LRS2
 
-LRS2_LISTS = {"train": (("pretrain", "pretrain"), ("train", "main")), "val": (("val", "main"),), "test": (("test", "main"),)}
+LRS2_LISTS = {
+    "train": (("pretrain", "pretrain"), ("train", "main")),
+    "val": (("val", "main"),),
+    "test": (("test", "main"),),
+}
 
 
 def lrs2_clips(root: Path, list_name: str, split: str) -> list[Clip]:

@@ -19,6 +19,7 @@ which decodes frame-exact. Measured per second of video (raw: 225 KiB): FFV1 142
 mini corpus; FFV1 writes as fast and reads at about 10 ms per second of video (npz: 2-3 ms), which
 is small beside training. ``read_roi`` also reads ``.npz`` / ``.npy``, so either can sit in a roi.scp.
 """
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,20 @@ def _mean_face() -> np.ndarray:
     # eye 36..41 (image left): outer corner, upper lid x2, inner corner, lower lid x2
     pts[36:42] = [(70, 100), (83, 93), (96, 93), (108, 100), (96, 106), (83, 106)]
     # outer lip 48..59: left corner, upper lip to the right corner (54), lower lip back
-    pts[48:60] = [(96, 188), (106, 180), (118, 176), (128, 178), (138, 176), (150, 180),
-                  (160, 188), (150, 198), (139, 203), (128, 204), (117, 203), (106, 198)]
+    pts[48:60] = [
+        (96, 188),
+        (106, 180),
+        (118, 176),
+        (128, 178),
+        (138, 176),
+        (150, 180),
+        (160, 188),
+        (150, 198),
+        (139, 203),
+        (128, 204),
+        (117, 203),
+        (106, 198),
+    ]
     # inner lip 60..67: left corner, upper, right corner (64), lower
     pts[60:68] = [(101, 188), (115, 185), (128, 186), (141, 185), (155, 188), (141, 191), (128, 192), (115, 191)]
     # mirror: brows 22..26 are 21..17, eye 42..47 is (39, 38, 37, 36, 41, 40)

@@ -15,6 +15,7 @@ compressor is one class and one entry here:
     llm: hf        llm_conf: {path: pretrained/Llama-3.2-1B}                       # local save_pretrained dir
     llm: tiny      llm_conf: {tokenizer_dir: exp/tiny_llm, texts: data/train/text, hidden_size: 64}
 """
+
 from __future__ import annotations
 
 import logging
@@ -149,7 +150,13 @@ class TinyLLM:
         tokenizer.save_pretrained(tmp)
         try:
             os.rename(tmp, target)  # atomic: parallel ranks may race here, one wins
-            log.info("trained a %d-token tokenizer on %d transcripts of %s -> %s", len(tokenizer), len(transcripts), self.texts, target)
+            log.info(
+                "trained a %d-token tokenizer on %d transcripts of %s -> %s",
+                len(tokenizer),
+                len(transcripts),
+                self.texts,
+                target,
+            )
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             if not (target / "tokenizer.json").is_file():
@@ -189,10 +196,16 @@ class TinyLLM:
 # The registry
 # --------------------------------------------------------------------------------------------------
 audio_encoder_choices = ClassChoices(
-    "audio_encoder", classes={"whisper": WhisperAudioEncoder, "small": SmallAudioEncoder}, type_check=Encoder, optional=True
+    "audio_encoder",
+    classes={"whisper": WhisperAudioEncoder, "small": SmallAudioEncoder},
+    type_check=Encoder,
+    optional=True,
 )
 video_encoder_choices = ClassChoices(
-    "video_encoder", classes={"avhubert": AVHubertVideoEncoder, "small": SmallVideoEncoder}, type_check=Encoder, optional=True
+    "video_encoder",
+    classes={"avhubert": AVHubertVideoEncoder, "small": SmallVideoEncoder},
+    type_check=Encoder,
+    optional=True,
 )
 llm_choices = ClassChoices("llm", classes={"hf": PretrainedLLM, "tiny": TinyLLM}, optional=True)
 llm_adapter_choices = ClassChoices(

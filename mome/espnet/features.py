@@ -15,6 +15,7 @@ read from features is off (features are the clean ones); encode online where aug
 Only frozen pretrained encoders (``path:`` in their conf) can be dumped: a trainable one changes under
 training, and a randomly initialised one would get other weights when the training run builds it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,7 +81,9 @@ def frozen_encoders(args: argparse.Namespace, modalities=None) -> dict[str, torc
 
 
 def _dataset(args: argparse.Namespace, data_dir: Path, modalities):
-    conf = {k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k != "noise"}  # no noise at eval
+    conf = {
+        k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k != "noise"
+    }  # no noise at eval
     name = getattr(args, "preprocessor", "avsr") or "avsr"
     return media_dataset(data_dir, modalities, build(preprocessor_choices, name, conf, train=False, tokenizer=None))
 
@@ -135,13 +138,17 @@ def feature_key(args: argparse.Namespace, modality: str) -> str:
     import hashlib
     import json
 
-    preprocess = {k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k not in ("noise", "snrs")}
+    preprocess = {
+        k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k not in ("noise", "snrs")
+    }
     spec = [getattr(args, f"{modality}_encoder"), getattr(args, f"{modality}_encoder_conf", None) or {}, preprocess]
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{modality}_{spec[0]}_{digest}"
 
 
-def dump_shared(config: str | Path, data_dir: str | Path, out_root: str | Path, modalities=None, **kwargs) -> dict[str, Path]:
+def dump_shared(
+    config: str | Path, data_dir: str | Path, out_root: str | Path, modalities=None, **kwargs
+) -> dict[str, Path]:
     """The features of ``data_dir`` for each of ``modalities`` (default: those the config's ``model_conf
     precomputed_features`` names) under ``<out_root>/<feature_key>/<data dir name>/``, dumped unless there already;
     returns the scp per modality."""
@@ -161,15 +168,23 @@ def dump_shared(config: str | Path, data_dir: str | Path, out_root: str | Path, 
     return scps
 
 
-def _encode_into(batches, encoders, out_dir: Path, scps: dict[str, Path], device: str, dtype: str) -> dict[str, list[str]]:
+def _encode_into(
+    batches, encoders, out_dir: Path, scps: dict[str, Path], device: str, dtype: str
+) -> dict[str, list[str]]:
     """Run the encoders over the batches; write ``<out_dir>/<modality>_feats.ark`` with the scp at
     ``scps[modality]``; returns the ``<utt> frames,dim`` lines per modality."""
     from kaldiio import WriteHelper
 
-    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+        if dtype == "bfloat16"
+        else contextlib.nullcontext()
+    )
     shapes = {m: [] for m in encoders}
     with contextlib.ExitStack() as stack, torch.no_grad(), autocast:
-        writers = {m: stack.enter_context(WriteHelper(f"ark,scp:{out_dir / FEATS_NAMES[m]}.ark,{scps[m]}")) for m in encoders}
+        writers = {
+            m: stack.enter_context(WriteHelper(f"ark,scp:{out_dir / FEATS_NAMES[m]}.ark,{scps[m]}")) for m in encoders
+        }
         for utts, batch in batches:
             for modality, encoder in encoders.items():
                 feats, lengths = encoder(batch[modality].to(device), batch[f"{modality}_lengths"].to(device))

@@ -11,6 +11,7 @@ window (:class:`mome.models.encoders.whisper.WhisperAudioEncoder`).
 
 Rates are written ``A,V``; 0 stands for an absent modality (``4,0``: an audio-only model at rate 4).
 """
+
 from __future__ import annotations
 
 import logging
@@ -106,8 +107,13 @@ def decode_data_dir(
             try:
                 decode(utts, batch)
             except Exception as e:  # noqa: BLE001 - find the utterance at fault, decode the others
-                log.warning("%s: a batch of %d failed to decode (%s: %s); decoding its utterances one by one",
-                            data_dir, len(utts), type(e).__name__, e)
+                log.warning(
+                    "%s: a batch of %d failed to decode (%s: %s); decoding its utterances one by one",
+                    data_dir,
+                    len(utts),
+                    type(e).__name__,
+                    e,
+                )
                 for utt in utts:
                     one, single, unread = _collate([dataset[utt]])
                     hyps.skipped += unread
@@ -120,8 +126,10 @@ def decode_data_dir(
     for utt, reason in hyps.skipped:
         log.warning("%s: %s skipped: %s", data_dir, utt, reason)
     if hyps.skipped and not any(hyps.values()):
-        raise RuntimeError(f"{data_dir}: none of its {len(hyps.skipped)} utterances could be decoded, e.g. "
-                           f"{hyps.skipped[0][0]}: {hyps.skipped[0][1]}")
+        raise RuntimeError(
+            f"{data_dir}: none of its {len(hyps.skipped)} utterances could be decoded, e.g. "
+            f"{hyps.skipped[0][0]}: {hyps.skipped[0][1]}"
+        )
     return hyps
 
 

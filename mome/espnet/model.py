@@ -14,6 +14,7 @@ Checkpoints: weights that come from pretrained files when the model is built (th
 ``llm: hf``, a frozen encoder loaded from ``path``) are left out of ``state_dict`` - ESPnet would otherwise
 write the whole LLM into every epoch's checkpoint - and ``load_state_dict`` does not expect them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,7 +67,7 @@ class AVSRESPnetModel(AbsESPnetModel):
         if not self.external_keys:
             return state
         prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
-        for key in [k for k in state if k[len(prefix):] in self.external_keys]:
+        for key in [k for k in state if k[len(prefix) :] in self.external_keys]:
             del state[key]
         return state
 
@@ -99,7 +100,12 @@ class AVSRESPnetModel(AbsESPnetModel):
         targets = [row[: int(n)] for row, n in zip(text, text_lengths)]
         features = {"audio": (audio_feats, audio_feats_lengths), "video": (video_feats, video_feats_lengths)}
         out = self.avsr(
-            targets, audio=audio, audio_lengths=audio_lengths, video=video, video_lengths=video_lengths, features=features
+            targets,
+            audio=audio,
+            audio_lengths=audio_lengths,
+            video=video,
+            video_lengths=video_lengths,
+            features=features,
         )
         loss = out.loss
         batch = text.shape[0]
@@ -108,7 +114,11 @@ class AVSRESPnetModel(AbsESPnetModel):
             stats["loss_balance"] = out.balance_loss.detach()
         stats.update({f"loss_{pair_name(pair)}": value.detach() for pair, value in out.pair_losses.items()})
         if self.training and not torch.isfinite(loss):
-            log.warning("non-finite loss (%s) on utterances %s: this step will be skipped", float(loss.detach()), list(utt_id or [])[:4])
+            log.warning(
+                "non-finite loss (%s) on utterances %s: this step will be skipped",
+                float(loss.detach()),
+                list(utt_id or [])[:4],
+            )
             loss = self._nan_everywhere(loss)
         return force_gatherable((loss, stats, batch), loss.device)
 

@@ -17,6 +17,7 @@ Time masking (auto_avsr style): for every ``mask_stride`` seconds of signal one 
 NumPy's global generator, which ESPnet seeds per epoch and per data-loader worker, so a resumed run draws
 the same augmentations.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -120,7 +121,9 @@ class AVSRPreprocessor:
         self.mean, self.std = mean, std
         self.sample_rate = sample_rate
         if speed_perturb is not None and (len(speed_perturb) != 2 or not 0 < speed_perturb[0] <= speed_perturb[1]):
-            raise ValueError(f"preprocessor_conf speed_perturb: give [lowest, highest] factor (e.g. [0.9, 1.1]), got {speed_perturb}")
+            raise ValueError(
+                f"preprocessor_conf speed_perturb: give [lowest, highest] factor (e.g. [0.9, 1.1]), got {speed_perturb}"
+            )
         self.speed_perturb = None if speed_perturb is None else tuple(float(f) for f in speed_perturb)
         self._noise: np.ndarray | None = None  # read on first use (in the data-loader worker)
 

@@ -12,6 +12,7 @@ normalisation) as the AVSR task; the model is the encoder plus a linear classifi
 A config sets exactly one of ``audio_encoder`` / ``video_encoder``; ``--token_list`` lists the labels, one per
 line (line number = id). ``labels`` holds one id per output frame of the encoder (``text_int``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -116,7 +117,9 @@ class EncoderPretrainTask(AbsTask):
     def modality(args: argparse.Namespace) -> str:
         present = [m for m in (AUDIO, VIDEO) if getattr(args, f"{m}_encoder", None) is not None]
         if len(present) != 1:
-            raise ConfigError(f"encoder pretraining needs exactly one of audio_encoder / video_encoder, got {present or 'none'}")
+            raise ConfigError(
+                f"encoder pretraining needs exactly one of audio_encoder / video_encoder, got {present or 'none'}"
+            )
         return present[0]
 
     @classmethod

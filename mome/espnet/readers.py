@@ -10,6 +10,7 @@ plugin hook, so :func:`register_data_types` adds ours when our task module is im
 normalised float crop the video encoder takes (ESPnet's dataset refuses uint8 past preprocessing).
 Audio needs nothing of ours: ESPnet's ``sound`` type reads ``wav.scp``.
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -21,7 +22,10 @@ from mome.data.roi import read_roi
 
 ROI_TYPE = "roi"
 SAMPLE_RATE = 16000
-DATA_FILES = {"audio": ("wav.scp", "sound"), "video": ("roi.scp", ROI_TYPE)}  # per modality: file in a data dir, data type
+DATA_FILES = {
+    "audio": ("wav.scp", "sound"),
+    "video": ("roi.scp", ROI_TYPE),
+}  # per modality: file in a data dir, data type
 
 
 def check_sample_rate(wav_scp: str | Path, expected: int = SAMPLE_RATE) -> None:
@@ -35,7 +39,9 @@ def check_sample_rate(wav_scp: str | Path, expected: int = SAMPLE_RATE) -> None:
         raise ValueError(f"{wav_scp}: no '<utt> <wav path>' line")
     rate = soundfile.info(first[1].strip()).samplerate
     if rate != expected:
-        raise ValueError(f"{wav_scp}: {first[1].strip()} is sampled at {rate} Hz; the encoders take {expected} Hz audio")
+        raise ValueError(
+            f"{wav_scp}: {first[1].strip()} is sampled at {rate} Hz; the encoders take {expected} Hz audio"
+        )
 
 
 class RoiScpReader(collections.abc.Mapping):

@@ -6,6 +6,7 @@ ESPnet's samplers read ``<utt> <length>[,<dim>...]`` lines (``--train_shape_file
 batch), from ``utt2dur`` or, without one, from the wav headers. Only utterances present in every listed
 data file are written, so the sampler never asks the dataset for a missing key.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,7 +58,12 @@ def write_shape_file(out: str | Path, data_files: Sequence[str | Path]) -> Path:
         raise ValueError(f"no utterance is in all of {[str(p) for p in files]} and utt2dur")
     dropped = len(_keys(files[0])) - len(keys)
     if dropped:
-        log.warning("shape file %s: %d utterance(s) of %s missing from another data file or utt2dur, left out", out, dropped, files[0])
+        log.warning(
+            "shape file %s: %d utterance(s) of %s missing from another data file or utt2dur, left out",
+            out,
+            dropped,
+            files[0],
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

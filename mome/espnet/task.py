@@ -26,6 +26,7 @@ Data: ``--*_data_path_and_name_and_type`` with the names ``audio`` (type ``sound
 (type ``roi``, roi.scp), ``audio_feats`` / ``video_feats`` (type ``kaldi_ark``, the dumped features) and
 ``text`` (type ``text``); shape files give the sampler each utterance's length.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -134,7 +135,9 @@ class AVSRTask(AbsTask):
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Callable | None:
         tokenizer = cls.llm_spec(args).load_tokenizer()
         name = getattr(args, "preprocessor", "avsr") or "avsr"
-        return build(preprocessor_choices, name, getattr(args, "preprocessor_conf", None), train=train, tokenizer=tokenizer)
+        return build(
+            preprocessor_choices, name, getattr(args, "preprocessor_conf", None), train=train, tokenizer=tokenizer
+        )
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
@@ -178,7 +181,9 @@ class AVSRTask(AbsTask):
                 check_dumpable(modality, encoders[modality], confs[modality])
             except ConfigError as e:
                 raise ConfigError(f"model_conf precomputed_features: {e}") from None
-        adapter = build(llm_adapter_choices, getattr(args, "llm_adapter", None), getattr(args, "llm_adapter_conf", None))
+        adapter = build(
+            llm_adapter_choices, getattr(args, "llm_adapter", None), getattr(args, "llm_adapter_conf", None)
+        )
         try:
             compressor = build(compressor_choices, args.compressor, getattr(args, "compressor_conf", None))
         except ConfigError:

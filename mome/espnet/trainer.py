@@ -14,6 +14,7 @@ whole.
 - Under DDP every rank must end with the same weights. After training, rank 0 gathers a fingerprint of
   every rank's trainable parameters and logs that they agree (or raises if they do not).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -100,17 +101,34 @@ class AVSRTrainer(Trainer):
 
     @classmethod
     def resume(cls, checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu: int = 0, strict: bool = True):
-        Trainer.resume(checkpoint=checkpoint, model=model, reporter=reporter, optimizers=optimizers,
-                       schedulers=schedulers, scaler=scaler, ngpu=ngpu, strict=strict)
+        Trainer.resume(
+            checkpoint=checkpoint,
+            model=model,
+            reporter=reporter,
+            optimizers=optimizers,
+            schedulers=schedulers,
+            scaler=scaler,
+            ngpu=ngpu,
+            strict=strict,
+        )
         if cls._writes:
             checkpoint = Path(checkpoint)
-            repaired = repair_epoch_outputs(checkpoint.parent, checkpoint, reporter.get_epoch(), reporter, cls._criteria)
+            repaired = repair_epoch_outputs(
+                checkpoint.parent, checkpoint, reporter.get_epoch(), reporter, cls._criteria
+            )
             if repaired:
-                log.warning("%s: the last run was killed while saving epoch %d; restored %s from %s",
-                            checkpoint.parent, reporter.get_epoch(), ", ".join(repaired), checkpoint.name)
+                log.warning(
+                    "%s: the last run was killed while saving epoch %d; restored %s from %s",
+                    checkpoint.parent,
+                    reporter.get_epoch(),
+                    ", ".join(repaired),
+                    checkpoint.name,
+                )
 
     @classmethod
-    def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter, summary_writer, options, distributed_option) -> bool:
+    def train_one_epoch(
+        cls, model, iterator, optimizers, schedulers, scaler, reporter, summary_writer, options, distributed_option
+    ) -> bool:
         all_invalid = super().train_one_epoch(
             model=model,
             iterator=iterator,
@@ -132,7 +150,17 @@ class AVSRTrainer(Trainer):
         return all_invalid
 
     @classmethod
-    def run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory, plot_attention_iter_factory, trainer_options, distributed_option) -> None:
+    def run(
+        cls,
+        model,
+        optimizers,
+        schedulers,
+        train_iter_factory,
+        valid_iter_factory,
+        plot_attention_iter_factory,
+        trainer_options,
+        distributed_option,
+    ) -> None:
         cls._criteria = trainer_options.best_model_criterion
         cls._writes = not distributed_option.distributed or distributed_option.dist_rank == 0
         if cls._writes:
@@ -165,4 +193,6 @@ class AVSRTrainer(Trainer):
         spread = float((prints - prints[0]).abs().max())
         if spread > 1e-6 * max(1.0, float(prints[0].abs().max())):
             raise RuntimeError(f"DDP replicas diverged: parameter fingerprints per rank {prints.tolist()}")
-        log.info("DDP: trainable parameters identical on all %d ranks (fingerprint %s)", len(prints), prints[0].tolist())
+        log.info(
+            "DDP: trainable parameters identical on all %d ranks (fingerprint %s)", len(prints), prints[0].tolist()
+        )

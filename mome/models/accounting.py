@@ -7,6 +7,7 @@
   the input embedding table, with the output head counted even when tied to it (its matmul is real work).
   Attention-score FLOPs (QK^T, AV; they grow with the context), adapters and the encoders are not counted.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,7 +77,9 @@ class RateCost:
     tflops: float
 
 
-def prompt_tokens(seconds: float, audio_rate: int | None, video_rate: int | None, audio_hz: float, video_hz: float, text_tokens: int) -> int:
+def prompt_tokens(
+    seconds: float, audio_rate: int | None, video_rate: int | None, audio_hz: float, video_hz: float, text_tokens: int
+) -> int:
     """LLM input length: <bos>, each present modality's markers and ceil(frames / rate) tokens, then the text."""
     tokens = 1 + text_tokens
     for rate, hz, modality in ((audio_rate, audio_hz, "audio"), (video_rate, video_hz, "video")):
@@ -146,7 +149,11 @@ def avhubert_video_flops(config: str | dict, seconds: float, size: int = 88) -> 
     frames = 25 * seconds
     dense = count(encoder) - count(encoder.frontend)
     cfg = encoder.config
-    return counter.get_total_flops() * seconds + 2 * dense * frames + attention_flops(cfg.encoder_layers, cfg.encoder_embed_dim, frames)
+    return (
+        counter.get_total_flops() * seconds
+        + 2 * dense * frames
+        + attention_flops(cfg.encoder_layers, cfg.encoder_embed_dim, frames)
+    )
 
 
 def attention_flops(layers: int, width: int, length: float, rows: int = 1) -> float:

@@ -8,6 +8,7 @@ per row (a (B,) tensor), so that the prompts of several scales share one LLM for
 An adapter is named in a config by its spec (:class:`AdapterSpec`: the config's ``llm_adapter_conf`` are its
 fields), which builds the adapter once the LLM and the number of scales are known.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,12 +35,16 @@ class LLMAdapter(nn.Module):
         """One scale index for the batch, or (``mixes_scales`` adapters) a (B,) tensor of one per row."""
         if isinstance(index, torch.Tensor):
             if not self.mixes_scales:
-                raise ValueError(f"{type(self).__name__} runs one scale per forward pass: give one index, not one per row")
+                raise ValueError(
+                    f"{type(self).__name__} runs one scale per forward pass: give one index, not one per row"
+                )
             low, high = (int(v) for v in index.aminmax())
         else:
             low = high = index
         if not 0 <= low <= high < self.n_scales:
-            raise ValueError(f"scale index {index if low == high else (low, high)} out of range: this adapter was built for {self.n_scales} scales")
+            raise ValueError(
+                f"scale index {index if low == high else (low, high)} out of range: this adapter was built for {self.n_scales} scales"
+            )
         self.scale = index
 
     def start_recording(self) -> None:

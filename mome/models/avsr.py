@@ -17,6 +17,7 @@ the routers' load-balancing loss (MoME): the same numbers (up to float rounding)
 positions than the separate ones (about a third more at rates (4, 2) ... (16, 5)): fewer, larger passes.
 At inference the caller picks any pair the model was built for.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -164,12 +165,16 @@ class AVSRModel(nn.Module):
         with the frozen encoders); their encoders are not run, and no raw input of theirs may be given."""
         given = {m: (x, n) for m, (x, n) in (features or {}).items() if x is not None}
         if set(given) - set(MODALITIES):
-            raise ValueError(f"precomputed features of unknown modalities {sorted(set(given) - set(MODALITIES))}; known: {MODALITIES}")
+            raise ValueError(
+                f"precomputed features of unknown modalities {sorted(set(given) - set(MODALITIES))}; known: {MODALITIES}"
+            )
         inputs = {"audio": (audio, audio_lengths), "video": (video, video_lengths)}
         for modality, (x, _) in inputs.items():
             if modality in given:
                 if x is not None:
-                    raise ValueError(f"both raw {modality} input and precomputed {modality} features were given: give one")
+                    raise ValueError(
+                        f"both raw {modality} input and precomputed {modality} features were given: give one"
+                    )
                 x = given[modality][0]
             if x is None and modality in self.encoders:
                 raise ValueError(f"the model has a {modality} encoder but no {modality} input was given")
@@ -236,7 +241,9 @@ class AVSRModel(nn.Module):
             self.adapter.set_scale(torch.tensor(indices, device=device).repeat_interleave(batch))
 
     # -- training and inference -------------------------------------------------------------------------
-    def forward(self, texts, audio=None, audio_lengths=None, video=None, video_lengths=None, features=None) -> AVSROutput:
+    def forward(
+        self, texts, audio=None, audio_lengths=None, video=None, video_lengths=None, features=None
+    ) -> AVSROutput:
         """texts: transcripts (str) or LLM token ids per utterance (1-D LongTensors, no bos / eos);
         features: precomputed encoder outputs per modality (see :meth:`encode`)."""
         encoded = self.encode(audio, audio_lengths, video, video_lengths, features)
@@ -287,7 +294,9 @@ class AVSRModel(nn.Module):
         return self.llm.generate(prompt, beam_size=beam_size, max_new_tokens=max_new_tokens)
 
     @torch.no_grad()
-    def decode_scored_from_features(self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32) -> list[dict]:
+    def decode_scored_from_features(
+        self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32
+    ) -> list[dict]:
         """Per utterance of :meth:`encode`'s output, at one rate pair: ``{"ids": (N,) LongTensor, "log_probs":
         (M,) float32 (natural log; the <eos> included when the hypothesis ended), "ended": bool,
         "prompt_tokens": int}`` (the prompt's LLM input positions, padding excluded:

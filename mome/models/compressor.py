@@ -6,6 +6,7 @@ Two modes:
 Ragged batches: a sequence of length n gives ceil(n / r) tokens; padding frames never enter a window's
 average (the last partial window is averaged over its real frames only) and are zeros when stacked.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -89,7 +90,9 @@ class Compressor(nn.Module):
         """Width of the compressed tokens of ``input_size``-wide features at ``rate``."""
         return input_size
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, modality: str, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, modality: str, rate: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, D) features, (B,) lengths -> (B, T', output_size(D, rate)) tokens, (B,) lengths."""
         raise NotImplementedError
 
@@ -116,7 +119,9 @@ class MatryoshkaCompressor(Compressor):
     def output_size(self, input_size: int, rate: int) -> int:
         return input_size * rate if self.mode == "stack" else input_size
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, modality: str, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, modality: str, rate: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, D) features, (B,) lengths -> (B, ceil(T / rate), D or D * rate) tokens, (B,) lengths."""
         self.check_rate(modality, rate)
         return compress(x, lengths, rate, self.mode)

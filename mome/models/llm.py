@@ -10,6 +10,7 @@ Prompt of one row (ASR / VSR drop the other modality and use their own instructi
 Rows are padded after the transcript for training (right) and before <bos> for generation (left), so that
 the multimodal prefix and the text stay contiguous. Labels are -100 everywhere except transcript and <eos>.
 """
+
 from __future__ import annotations
 
 import json
@@ -147,7 +148,9 @@ class FrozenLLM(nn.Module):
         self.instructions = dict(INSTRUCTIONS if instructions is None else instructions)
         table = self.hf.get_input_embeddings().weight
         if len(tokenizer) > table.shape[0]:
-            raise LLMError(f"tokenizer has {len(tokenizer)} tokens but the LLM's embedding table only {table.shape[0]} rows")
+            raise LLMError(
+                f"tokenizer has {len(tokenizer)} tokens but the LLM's embedding table only {table.shape[0]} rows"
+            )
         self.bos_id = tokenizer.bos_token_id
         self.eos_id = tokenizer.eos_token_id
         if self.eos_id is None:
@@ -218,7 +221,9 @@ class FrozenLLM(nn.Module):
             raise ValueError(f"{len(targets)} transcripts for a batch of {batch}")
         dtype = self.hf.get_input_embeddings().weight.dtype
         head = self._embed_ids([self.bos_id]) if self.bos_id is not None else None
-        instruction = self._embed_ids(self.tokenizer(self.instruction(modalities), add_special_tokens=False)["input_ids"])
+        instruction = self._embed_ids(
+            self.tokenizer(self.instruction(modalities), add_special_tokens=False)["input_ids"]
+        )
         rows, label_rows, type_rows = [], [], []
         for i in range(batch):
             pieces = [] if head is None else [head]
@@ -230,7 +235,9 @@ class FrozenLLM(nn.Module):
             pieces.append(instruction)
             types += [TOKEN_TYPES.index("instruction")] * len(instruction)
             if targets is not None:
-                ids = torch.cat([targets[i].to(instruction.device), torch.tensor([self.eos_id], device=instruction.device)])
+                ids = torch.cat(
+                    [targets[i].to(instruction.device), torch.tensor([self.eos_id], device=instruction.device)]
+                )
                 prefix = sum(p.shape[0] for p in pieces)
                 pieces.append(self._embed_ids(ids))
                 types += [TOKEN_TYPES.index("text")] * len(ids)
@@ -240,7 +247,11 @@ class FrozenLLM(nn.Module):
         return self._pad(rows, label_rows if targets is not None else None, padding_side, type_rows)
 
     def _pad(
-        self, rows: list[torch.Tensor], label_rows: list[torch.Tensor] | None, side: str, type_rows: list[torch.Tensor] | None = None
+        self,
+        rows: list[torch.Tensor],
+        label_rows: list[torch.Tensor] | None,
+        side: str,
+        type_rows: list[torch.Tensor] | None = None,
     ) -> PromptBatch:
         longest = max(r.shape[0] for r in rows)
         pad = self._marker("<pad>").to(rows[0].dtype)
@@ -308,7 +319,9 @@ class FrozenLLM(nn.Module):
         (benchmarks fix the decoding length with it)."""
         self._check_left_padded(batch)
         config = self._generation_config(beam_size, max_new_tokens, min_new_tokens)
-        new_tokens = self.hf.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config)
+        new_tokens = self.hf.generate(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config
+        )
         return [self._cut_at_eos(row) for row in new_tokens]
 
     @torch.no_grad()
@@ -324,9 +337,13 @@ class FrozenLLM(nn.Module):
         config = self._generation_config(beam_size, max_new_tokens)
         config.output_scores = True
         config.return_dict_in_generate = True
-        out = self.hf.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config)
+        out = self.hf.generate(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config
+        )
         beam_indices = getattr(out, "beam_indices", None) if beam_size > 1 else None
-        scores = self.hf.compute_transition_scores(out.sequences, out.scores, beam_indices, normalize_logits=beam_indices is None)
+        scores = self.hf.compute_transition_scores(
+            out.sequences, out.scores, beam_indices, normalize_logits=beam_indices is None
+        )
         rows = []
         for row, row_scores in zip(out.sequences, scores):
             ids = self._cut_at_eos(row)

@@ -8,6 +8,7 @@ A variant is the peft adapters it creates and those active at a scale. LoRA sits
 projections named in ``targets`` (q_proj, v_proj), rank = hidden / reduction. peft's B matrices start at
 zero, so a fresh model computes exactly what the frozen LLM computes.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -103,7 +104,11 @@ class LoRAAdapter(LLMAdapter):
         spec.validate()
         self.spec, self.n_scales = spec, n_scales
         config = LoraConfig(
-            r=spec.rank(llm.hidden_size), lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=list(spec.targets), bias="none"
+            r=spec.rank(llm.hidden_size),
+            lora_alpha=spec.alpha,
+            lora_dropout=spec.dropout,
+            target_modules=list(spec.targets),
+            bias="none",
         )
         names = spec.adapter_names(n_scales)
         with warnings.catch_warnings():  # peft 0.21 calls a transformers 5 API deprecated for v6

@@ -25,6 +25,7 @@ Several scales in one forward pass: the active scale is one index for the whole 
 with one index per row (the AVSR model stacks the prompts of all its rate pairs into one LLM batch). Each
 row then uses its own scale's router and top-k, and the balance loss can be taken per group of rows.
 """
+
 from __future__ import annotations
 
 import math
@@ -137,12 +138,16 @@ class BottleneckExperts(nn.Module):
 
     def routed(self, x: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
         # gate matrix (N, n); scatter_add: empty slots (index -1 -> 0, weight 0) add nothing
-        gates = torch.zeros(len(x), self.n, dtype=weights.dtype, device=x.device).scatter_add(-1, chosen.clamp_min(0), weights)
+        gates = torch.zeros(len(x), self.n, dtype=weights.dtype, device=x.device).scatter_add(
+            -1, chosen.clamp_min(0), weights
+        )
         if sorted_dispatch(len(x), chosen.shape[-1], self.n):
             return self.forward_sorted(x, weights, chosen, gates)
         return self(x, gates)
 
-    def forward_sorted(self, x: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    def forward_sorted(
+        self, x: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor, gates: torch.Tensor
+    ) -> torch.Tensor:
         """The routed sum with each expert run only on the tokens that chose it (``gates``: the (N, n) gate matrix
         of ``weights`` / ``chosen``, for the up-projection biases)."""
         # token slots sorted by expert; empty slots (-1) sort first and are dropped
@@ -218,7 +223,9 @@ class MoMELayer(nn.Module):
             nn.Linear(hidden_size, spec.experts, bias=False) for _ in range(n_scales if spec.router_per_scale else 1)
         )
         self.experts = BottleneckExperts(spec.experts, hidden_size, spec.bottleneck)
-        self.shared = BottleneckExperts(spec.shared_experts, hidden_size, spec.bottleneck) if spec.shared_experts else None
+        self.shared = (
+            BottleneckExperts(spec.shared_experts, hidden_size, spec.bottleneck) if spec.shared_experts else None
+        )
         # top-k per scale as a tensor, for rows of mixed scales (not saved: it comes from the spec)
         self.register_buffer("top_k_table", torch.tensor(self.top_k), persistent=False)
 

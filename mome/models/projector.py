@@ -2,6 +2,7 @@
 
 Each is Linear -> ReLU -> Linear, optionally followed by LayerNorm (the MoME setting).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,5 +1,6 @@
 """Tiny Llama-family LLMs built offline: a byte-level BPE tokenizer trained on a few sentences and a
 randomly initialised causal LM from a small config. For tests and the synthetic mini recipe."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -21,7 +22,10 @@ def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 320) -> PreTrai
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[BOS, EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=[BOS, EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     corpus = [" " + t.lower() for t in texts] + list(INSTRUCTIONS.values())
     tokenizer.train_from_iterator(corpus, trainer=trainer)

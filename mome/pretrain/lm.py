@@ -23,6 +23,7 @@ Its text is an endless stream of documents of ``block_size`` tokens, made of sen
 
 The LM never sees audio, video or any sentence of the test and validation sets.
 """
+
 from __future__ import annotations
 
 import json
@@ -87,7 +88,9 @@ def read_sentences(paths: Iterable[str | Path]) -> set[str]:
     return sentences
 
 
-def grammar_sentences(seed: int, exclude: Collection[str], max_words: int = 9, pool: Sequence[str] = ()) -> Iterator[str]:
+def grammar_sentences(
+    seed: int, exclude: Collection[str], max_words: int = 9, pool: Sequence[str] = ()
+) -> Iterator[str]:
     """An endless stream of grammar sentences (lower-case words), none of them in ``exclude``; with ``pool``,
     sentences drawn from it instead (the small learning test's LM knows only its training sentences)."""
     from mome.data.synth.text import Grammar
@@ -117,9 +120,21 @@ def train_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: i
         corpus = Path(tmp) / "text.txt"
         corpus.write_text("\n".join([*sentences, *INSTRUCTIONS.values()]) + "\n", encoding="utf-8")
         spm.SentencePieceTrainer.train(
-            input=str(corpus), model_prefix=str(Path(tmp) / "tokenizer"), vocab_size=vocab_size, model_type="bpe",
-            character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, unk_piece=UNK, bos_piece=BOS,
-            eos_piece=EOS, user_defined_symbols=list(unit_tokens), minloglevel=2, num_threads=1,
+            input=str(corpus),
+            model_prefix=str(Path(tmp) / "tokenizer"),
+            vocab_size=vocab_size,
+            model_type="bpe",
+            character_coverage=1.0,
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=-1,
+            unk_piece=UNK,
+            bos_piece=BOS,
+            eos_piece=EOS,
+            user_defined_symbols=list(unit_tokens),
+            minloglevel=2,
+            num_threads=1,
         )
         tokenizer = LlamaTokenizer.from_pretrained(tmp, local_files_only=True)  # converts tokenizer.model
     tokenizer.save_pretrained(out_dir)
@@ -158,8 +173,15 @@ class GrammarDocuments(torch.utils.data.IterableDataset):
     """Documents of ``block_size`` token ids: ``<s> s_1 </s> s_2 </s> ...`` with repeats and spellings (module
     docstring); ``lexicons`` (modality -> lexicon) gives the scripts, none: no spellings."""
 
-    def __init__(self, tokenizer, config: LMConfig, exclude: Collection[str], seed: int,
-                 lexicons: Mapping[str, Lexicon] = {}, pool: Sequence[str] = ()):
+    def __init__(
+        self,
+        tokenizer,
+        config: LMConfig,
+        exclude: Collection[str],
+        seed: int,
+        lexicons: Mapping[str, Lexicon] = {},
+        pool: Sequence[str] = (),
+    ):
         self.tokenizer, self.config, self.exclude, self.seed, self.pool = tokenizer, config, exclude, seed, pool
         self.instructions = {m: self.words(s) for m, s in INSTRUCTIONS.items()}
         self.spellers = {m: Speller(tokenizer, m, lex, config) for m, lex in lexicons.items()}
@@ -169,7 +191,9 @@ class GrammarDocuments(torch.utils.data.IterableDataset):
     def words(self, text: str) -> list[int]:
         return self.tokenizer(" " + text, add_special_tokens=False)["input_ids"]
 
-    def spelled(self, sentence: str, modalities: tuple[str, ...], rng: np.random.Generator, noise: bool = True) -> list[int] | None:
+    def spelled(
+        self, sentence: str, modalities: tuple[str, ...], rng: np.random.Generator, noise: bool = True
+    ) -> list[int] | None:
         """The sentence's spellings in the scripts of ``modalities``, the instruction, then its words."""
         ids = []
         for modality in modalities:
@@ -209,8 +233,13 @@ def build_model(tokenizer, config: LMConfig):
     from mome.models.tiny_llm import tiny_llm_config
 
     hf_config = tiny_llm_config(
-        len(tokenizer), hidden_size=config.hidden_size, layers=config.layers, heads=config.heads,
-        kv_heads=config.kv_heads, intermediate_size=config.intermediate_size, bos_token_id=tokenizer.bos_token_id,
+        len(tokenizer),
+        hidden_size=config.hidden_size,
+        layers=config.layers,
+        heads=config.heads,
+        kv_heads=config.kv_heads,
+        intermediate_size=config.intermediate_size,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(config.seed)
@@ -285,19 +314,40 @@ def pretrain_lm(
     work = staging_dir(out_dir)  # the directory appears whole at the end, or not at all
     try:
         stream = grammar_sentences(config.seed + 1, exclude, pool=pool)
-        units = [unit_token(m, u) for m, lex in lexicons.items() for u in sorted({u for p, _ in lex.values() for q in p for u in q})]
+        units = [
+            unit_token(m, u)
+            for m, lex in lexicons.items()
+            for u in sorted({u for p, _ in lex.values() for q in p for u in q})
+        ]
         tokenizer = train_tokenizer([next(stream) for _ in range(50000)], work, config.vocab_size, units)
         model = build_model(tokenizer, config)
-        log.info("stand-in LLM: %d parameters, vocabulary %d (%d script units)", model.num_parameters(), len(tokenizer), len(units))
+        log.info(
+            "stand-in LLM: %d parameters, vocabulary %d (%d script units)",
+            model.num_parameters(),
+            len(tokenizer),
+            len(units),
+        )
         documents = GrammarDocuments(tokenizer, config, exclude, config.seed, lexicons, pool)
         args = TrainingArguments(
-            output_dir=str(work / "trainer"), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-            learning_rate=config.lr, warmup_steps=config.warmup_steps, lr_scheduler_type="cosine",
-            weight_decay=config.weight_decay, adam_beta2=0.98, logging_steps=max(config.max_steps // 20, 1),
-            save_strategy="no", report_to="none", use_cpu=True, seed=config.seed, dataloader_num_workers=0,
+            output_dir=str(work / "trainer"),
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.lr,
+            warmup_steps=config.warmup_steps,
+            lr_scheduler_type="cosine",
+            weight_decay=config.weight_decay,
+            adam_beta2=0.98,
+            logging_steps=max(config.max_steps // 20, 1),
+            save_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            seed=config.seed,
+            dataloader_num_workers=0,
             disable_tqdm=not os.isatty(2),
         )
-        callbacks = [evaluation_log(documents, eval_sentences[:50], max(config.max_steps // 6, 1))] if eval_sentences else []
+        callbacks = (
+            [evaluation_log(documents, eval_sentences[:50], max(config.max_steps // 6, 1))] if eval_sentences else []
+        )
         Trainer(model=model, args=args, train_dataset=documents, callbacks=callbacks).train()
         shutil.rmtree(work / "trainer", ignore_errors=True)
         figures = evaluate(model, documents, eval_sentences) if eval_sentences else {}

@@ -1,4 +1,5 @@
 """WER scoring with sclite parity: word alignment, sclite-layout reports, RESULTS.md tables."""
+
 from mome.scoring.align import Alignment, ErrorCounts, align_words
 from mome.scoring.score import find_sclite, score
 

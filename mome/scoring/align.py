@@ -10,6 +10,7 @@ sequences. Unit-cost Levenshtein (jiwer, Kaldi) can therefore report fewer error
 
 Words are compared exactly; callers lower-case first (sclite's default is case-insensitive).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -9,6 +9,7 @@
 - ``format_wer_line``: Kaldi's one-line summary ``%WER 12.34 [ 45 / 365, 3 ins, 10 del, 32 sub ]``.
 - ``parse_summary``: the Sum/Avg (or raw Sum) line of such a table, from either backend.
 """
+
 from __future__ import annotations
 
 import math
@@ -117,8 +118,18 @@ def _summary_rows(speakers: Sequence[SpeakerTotals], raw: bool) -> tuple[list[tu
         else:
             cells = [_fmt("%5.0f*", v, 0) for v in values]
             zero += 1
-        rows.append(("speaker", [f" {spk.name} ", "%5d" % spk.sentences, "%5d" % c.ref_words, *cells,
-                                 _fmt(cell_fmt, serr_col[-1], dec)]))
+        rows.append(
+            (
+                "speaker",
+                [
+                    f" {spk.name} ",
+                    "%5d" % spk.sentences,
+                    "%5d" % c.ref_words,
+                    *cells,
+                    _fmt(cell_fmt, serr_col[-1], dec),
+                ],
+            )
+        )
 
     total = sum((s.counts for s in speakers), ErrorCounts())
     sents = sum(s.sentences for s in speakers)
@@ -137,7 +148,7 @@ def _summary_rows(speakers: Sequence[SpeakerTotals], raw: bool) -> tuple[list[tu
         for i in range(n):
             if word_counts[i] == 0:
                 for col in columns:
-                    col[i:n - 1] = col[i + 1:n]
+                    col[i : n - 1] = col[i + 1 : n]
                     col[n - 1] = -1000.0
         columns = [col[: n - zero] for col in columns]
     stats = [
@@ -263,8 +274,10 @@ def _alignment_lines(alignment: Alignment) -> list[str]:
 
 def format_wer_line(counts: ErrorCounts) -> str:
     """Kaldi's summary: ``%WER 12.34 [ 45 / 365, 3 ins, 10 del, 32 sub ]``."""
-    return (f"%WER {counts.wer:.2f} [ {counts.errors} / {counts.ref_words}, {counts.insertions} ins, "
-            f"{counts.deletions} del, {counts.substitutions} sub ]")
+    return (
+        f"%WER {counts.wer:.2f} [ {counts.errors} / {counts.ref_words}, {counts.insertions} ins, "
+        f"{counts.deletions} del, {counts.substitutions} sub ]"
+    )
 
 
 @dataclass(frozen=True)
@@ -303,6 +316,13 @@ def counts_from_raw(report: str) -> ErrorCounts:
 
 
 __all__ = [
-    "ScoredUtterance", "SpeakerTotals", "Summary", "counts_from_raw",
-    "format_alignments", "format_summary", "format_wer_line", "parse_summary", "speaker_totals",
+    "ScoredUtterance",
+    "SpeakerTotals",
+    "Summary",
+    "counts_from_raw",
+    "format_alignments",
+    "format_summary",
+    "format_wer_line",
+    "parse_summary",
+    "speaker_totals",
 ]

@@ -12,6 +12,7 @@ line of ``result.txt``, as sclite prints it (either backend of mome.scoring.scor
 RESULTS.md: a header (date, versions, git commit), then per test condition the numbers of utterances
 and words scored and a table with one row per model and one column per rate pair.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -88,8 +89,10 @@ def rate_label(rate_audio: int, rate_video: int) -> str:
 
 def environment_info() -> dict[str, str]:
     """Date, Python and package versions, and the git commit of this checkout."""
-    info = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "python": platform.python_version()}
+    info = {
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "python": platform.python_version(),
+    }
     for package in PACKAGES:
         try:
             info[package] = importlib.metadata.version(package)
@@ -101,8 +104,10 @@ def environment_info() -> dict[str, str]:
 
 def _git_commit(repo: Path) -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
@@ -118,9 +123,13 @@ def format_results_md(
     env = environment_info() if env is None else env
     lines = ["# RESULTS", "", "## Environment", ""]
     lines += [f"- {key}: `{value}`" for key, value in env.items()]
-    lines += [f"- experiments: `{exp_dir}`", "",
-              "WER (%) is the Err column of sclite's Sum/Avg line in each `score/result.txt`. Columns are the",
-              "compression rates (r_a, r_v) of audio and video; `-` marks a modality the model does not use.", ""]
+    lines += [
+        f"- experiments: `{exp_dir}`",
+        "",
+        "WER (%) is the Err column of sclite's Sum/Avg line in each `score/result.txt`. Columns are the",
+        "compression rates (r_a, r_v) of audio and video; `-` marks a modality the model does not use.",
+        "",
+    ]
     if not results:
         return "\n".join(lines + ["No scored decoding directories found.", ""])
     for test_set in sorted({r.test_set for r in results}, key=condition_order):
@@ -136,12 +145,14 @@ def _condition_section(test_set: str, results: Sequence[DecodeResult]) -> list[s
     lines = [f"## {describe_test_set(test_set)}", "", f"- utterances: {snt}, words: {wrd}"]
     odd = [r for r in results if (r.summary.sentences, r.summary.words) != (snt, wrd)]
     for r in odd:
-        lines.append(f"- *: {r.model} {rate_label(r.rate_audio, r.rate_video)} scored "
-                     f"{r.summary.sentences} utterances, {r.summary.words} words")
-    cell = {(r.model, r.rate_audio, r.rate_video): f"{r.summary.errors:.1f}" + ("*" if r in odd else "")
-            for r in results}
-    lines += ["", "| model | " + " | ".join(rate_label(*rate) for rate in rates) + " |",
-              "|---|" + "---:|" * len(rates)]
+        lines.append(
+            f"- *: {r.model} {rate_label(r.rate_audio, r.rate_video)} scored "
+            f"{r.summary.sentences} utterances, {r.summary.words} words"
+        )
+    cell = {
+        (r.model, r.rate_audio, r.rate_video): f"{r.summary.errors:.1f}" + ("*" if r in odd else "") for r in results
+    }
+    lines += ["", "| model | " + " | ".join(rate_label(*rate) for rate in rates) + " |", "|---|" + "---:|" * len(rates)]
     for model in models:
         lines.append(f"| {model} | " + " | ".join(cell.get((model, *rate), "") for rate in rates) + " |")
     return lines + [""]

@@ -15,6 +15,7 @@ or the new ones, never a mix. Both transcripts go through :func:`mome.text.norma
 ``SCLITE`` environment variable); ``python`` uses our own alignment (mome.scoring.align), whose counts
 and summary table equal sclite's; ``auto`` picks sclite when it is installed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,14 +76,18 @@ def score_sclite(outdir: Path, command: list[str] | None = None) -> ErrorCounts:
     """Run sclite on ``outdir/ref.trn`` and ``outdir/hyp.trn`` and rename its reports."""
     command = command or find_sclite()
     if command is None:
-        raise ScliteError("sclite not found: install SCTK (Debian package 'sctk'), set SCLITE=/path/to/sclite, "
-                          "or use --backend python")
+        raise ScliteError(
+            "sclite not found: install SCTK (Debian package 'sctk'), set SCLITE=/path/to/sclite, "
+            "or use --backend python"
+        )
     args = [*command, "-r", "ref.trn", "trn", "-h", TITLE, "trn", "-i", "rm", "-o", "all"]
     proc = subprocess.run(args, cwd=outdir, capture_output=True, text=True)
     reports = {f"{TITLE}.sys": "result.txt", f"{TITLE}.raw": "result_raw.txt", f"{TITLE}.pra": "alignment.txt"}
     if proc.returncode != 0 or not all((outdir / name).is_file() for name in reports):
-        raise ScliteError(f"sclite failed (exit {proc.returncode}) in {outdir}: {' '.join(args)}\n"
-                          f"{(proc.stdout + proc.stderr)[-2000:]}")
+        raise ScliteError(
+            f"sclite failed (exit {proc.returncode}) in {outdir}: {' '.join(args)}\n"
+            f"{(proc.stdout + proc.stderr)[-2000:]}"
+        )
     for name, new in reports.items():
         (outdir / name).replace(outdir / new)
     return counts_from_raw((outdir / "result_raw.txt").read_text(encoding="utf-8"))

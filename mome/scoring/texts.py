@@ -6,6 +6,7 @@ hold ``-`` and ``_``. Each speaker therefore gets a label that sclite reads back
 letters and digits only, made unique with a suffix where two speakers would collide. Both backends
 report speakers by these labels, so their reports agree line for line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,9 +72,7 @@ def sclite_speaker_labels(speakers: Iterable[str]) -> dict[str, str]:
     return labels
 
 
-def load_utterances(
-    ref_text: str | Path, hyp_text: str | Path, utt2spk: str | Path | None = None
-) -> list[Utterance]:
+def load_utterances(ref_text: str | Path, hyp_text: str | Path, utt2spk: str | Path | None = None) -> list[Utterance]:
     """Pair references and hypotheses in reference order, normalise both (:func:`mome.text.normalize_text`:
     lower case, letters of any script kept, apostrophe variants as ``'``, no ``{LG}``-style markers or
     punctuation), and attach speaker labels.
@@ -91,8 +90,13 @@ def load_utterances(
         )
     missing = [u for u in refs if u not in hyps]
     if missing:
-        log.warning("%s: %d of %d reference utterances have no hypothesis (scored as empty), e.g. %s",
-                    hyp_text, len(missing), len(refs), missing[:3])
+        log.warning(
+            "%s: %d of %d reference utterances have no hypothesis (scored as empty), e.g. %s",
+            hyp_text,
+            len(missing),
+            len(refs),
+            missing[:3],
+        )
     spk_of = _speakers(refs, Path(ref_text), utt2spk)
     labels = sclite_speaker_labels(spk_of[u] for u in refs)
     return [

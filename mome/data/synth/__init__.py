@@ -13,6 +13,7 @@ features. Modules, in the order the data flows:
 - :mod:`.mp4`      h264 + AAC writing with PyAV
 - :mod:`.corpus`   planning, one clip end to end, babble noise, the whole (parallel, resumable) run
 """
+
 from mome.data.synth.corpus import SIZES, generate
 
 __all__ = ["SIZES", "generate"]

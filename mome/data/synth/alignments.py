@@ -14,6 +14,7 @@ None of this is ever an input of the AVSR model. Written into Kaldi data directo
 tables (``<utt> id id ...``): ``phones`` and ``visemes``; and into ``lang_dir``: the label lists ``phones.txt`` /
 ``visemes.txt`` (one label per line, line number = id) and ``phones.lexiconp.txt`` / ``visemes.lexiconp.txt``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,7 +77,9 @@ def viseme_units(segments: Sequence[Segment]) -> list[Segment]:
     return out
 
 
-def frame_labels(units: Sequence[Segment], num_frames: int, rate: float, ids: dict[str, int], offset: float = 0.0) -> np.ndarray:
+def frame_labels(
+    units: Sequence[Segment], num_frames: int, rate: float, ids: dict[str, int], offset: float = 0.0
+) -> np.ndarray:
     """Label id of the unit at the centre of each of ``num_frames`` frames at ``rate`` per second from ``offset``
     seconds; SILENCE outside every unit and for units missing from ``ids``."""
     silence = ids[SILENCE]
@@ -92,7 +95,10 @@ def frame_labels(units: Sequence[Segment], num_frames: int, rate: float, ids: di
 
 def word_units(units: Sequence[Segment], words: Sequence[WordSpan]) -> list[tuple[str, tuple[str, ...]]]:
     """Each word with the units (other than SILENCE) whose middle lies inside it."""
-    return [(word, tuple(u for s, e, u in units if start <= (s + e) / 2 < end and u != SILENCE)) for word, start, end in words]
+    return [
+        (word, tuple(u for s, e, u in units if start <= (s + e) / 2 < end and u != SILENCE))
+        for word, start, end in words
+    ]
 
 
 def write_lexicon(path: Path, counts: dict[str, Counter]) -> None:
@@ -134,7 +140,9 @@ def _utterances(data_dir: Path, alignments: Path) -> dict[str, tuple[list[Segmen
         items[utt] = ([(s, e, phone_class(p)) for s, e, p in read_phn(phn)], words, float(start), float(end))
     missing = len(segments) - len(items)
     if missing:
-        log.warning("%s: %d of %d utterances have no alignment under %s; left out", data_dir, missing, len(segments), alignments)
+        log.warning(
+            "%s: %d of %d utterances have no alignment under %s; left out", data_dir, missing, len(segments), alignments
+        )
     return items
 
 
@@ -166,7 +174,10 @@ def write_labels(data_dirs: Sequence[str | Path], alignments: str | Path, lang_d
     for data_dir, items in per_dir:
         tables: dict[str, dict[str, str]] = {"phones": {}, "visemes": {}}
         for utt, (segs, _, start, end) in items.items():
-            for name, units, rate in (("phones", segs, AUDIO_LABEL_RATE), ("visemes", viseme_units(segs), VIDEO_LABEL_RATE)):
+            for name, units, rate in (
+                ("phones", segs, AUDIO_LABEL_RATE),
+                ("visemes", viseme_units(segs), VIDEO_LABEL_RATE),
+            ):
                 labels = frame_labels(units, max(1, round((end - start) * rate)), rate, ids[name], start)
                 tables[name][utt] = " ".join(map(str, labels))
         for name, table in tables.items():

@@ -19,6 +19,7 @@ same transcripts, landmarks and audio samples (and, x264 being single-threaded, 
 Runs are resumable: a clip counts as done when its ``.txt`` exists, and the ``.txt`` is written
 last, after the mp4 and the landmarks (each written under a temporary name and renamed).
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,16 @@ class CorpusSize:
 
 SIZES = {
     "default": CorpusSize(pretrain=1300, trainval=700, test=200, train_speakers=24, test_speakers=8),
-    "tiny": CorpusSize(pretrain=8, trainval=4, test=8, train_speakers=3, test_speakers=2, max_words=6,
-                       babble_seconds=10.0, babble_talkers=6),
+    "tiny": CorpusSize(
+        pretrain=8,
+        trainval=4,
+        test=8,
+        train_speakers=3,
+        test_speakers=2,
+        max_words=6,
+        babble_seconds=10.0,
+        babble_talkers=6,
+    ),
 }
 
 
@@ -86,11 +95,15 @@ class Clip:
 def plan(size: CorpusSize, seed: int) -> list[Clip]:
     """Every clip of the corpus: split, speaker, clip number, sentence and seed."""
     speakers = make_speakers(np.random.default_rng([seed, _SPEAKERS]), size.train_speakers + size.test_speakers)
-    train_speakers, test_speakers = speakers[:size.train_speakers], speakers[size.train_speakers:]
+    train_speakers, test_speakers = speakers[: size.train_speakers], speakers[size.train_speakers :]
     test_text = make_sentences(np.random.default_rng([seed, _TEXT_TEST]), size.test, max_words=size.max_words)
-    train_text = make_sentences(np.random.default_rng([seed, _TEXT_TRAIN]), size.pretrain + size.trainval,
-                                max_words=size.max_words, exclude=set(test_text))
-    texts = {"pretrain": train_text[:size.pretrain], "trainval": train_text[size.pretrain:], "test": test_text}
+    train_text = make_sentences(
+        np.random.default_rng([seed, _TEXT_TRAIN]),
+        size.pretrain + size.trainval,
+        max_words=size.max_words,
+        exclude=set(test_text),
+    )
+    texts = {"pretrain": train_text[: size.pretrain], "trainval": train_text[size.pretrain :], "test": test_text}
     clips = []
     for split_index, split in enumerate(SPLITS):
         pool = test_speakers if split == "test" else train_speakers
@@ -121,16 +134,17 @@ def _speak_to_fit(text: str, voice: Voice, lead: float, trail: float) -> tuple[S
     raise SpeechError(f"{text!r} does not fit in {MAX_SECONDS} s even at {voice.rate} words per minute")
 
 
-def _place_audio(speech: Speech, lead: float, num_samples: int, loudness_db: float, noise_db: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def _place_audio(
+    speech: Speech, lead: float, num_samples: int, loudness_db: float, noise_db: float, rng: np.random.Generator
+) -> np.ndarray:
     """The speech at ``lead`` seconds in a clip of ``num_samples``, at the speaker's level, over a faint noise floor."""
-    spoken = speech.audio[:int(round(speech.words[-1].end * SAMPLE_RATE))]
+    spoken = speech.audio[: int(round(speech.words[-1].end * SAMPLE_RATE))]
     rms = float(np.sqrt(np.mean(spoken**2))) + 1e-9
     out = rng.normal(0, 10 ** (noise_db / 20), num_samples).astype(np.float32)
     start = int(round(lead * SAMPLE_RATE))
     piece = spoken * (10 ** (loudness_db / 20) / rms)
     n = min(len(piece), num_samples - start)
-    out[start:start + n] += piece[:n]
+    out[start : start + n] += piece[:n]
     return np.clip(out, -1, 1)
 
 
@@ -151,7 +165,7 @@ def _blinks(rng: np.random.Generator, num_frames: int) -> np.ndarray:
     t = int(rng.integers(0, 3 * FPS))
     while t < num_frames:
         n = min(len(shape), num_frames - t)
-        out[t:t + n] = shape[:n]
+        out[t : t + n] = shape[:n]
         t += int(rng.integers(2 * FPS, 6 * FPS))
     return out
 
@@ -171,8 +185,14 @@ def make_clip(out: Path, clip: Clip) -> float:
     speaker = clip.speaker
     speech, lead, trail = _speak_to_fit(clip.text, speaker.voice, rng.uniform(0.15, 0.45), rng.uniform(0.15, 0.4))
     num_frames = int(np.ceil(max(lead + speech.words[-1].end + trail, MIN_SECONDS) * FPS - 1e-6))
-    audio = _place_audio(speech, lead, num_frames * SAMPLES_PER_FRAME, speaker.loudness_db + rng.uniform(-2, 2),
-                         rng.uniform(-66, -56), rng)
+    audio = _place_audio(
+        speech,
+        lead,
+        num_frames * SAMPLES_PER_FRAME,
+        speaker.loudness_db + rng.uniform(-2, 2),
+        rng.uniform(-66, -56),
+        rng,
+    )
     states = np.zeros((num_frames, 6))
     states[:, :5] = mouth_track(speech.phonemes, num_frames, FPS, offset=lead)
     states[:, BLINK] = _blinks(rng, num_frames)
@@ -186,11 +206,17 @@ def make_clip(out: Path, clip: Clip) -> float:
     write_landmarks(out / "landmarks" / f"{clip.name}.pkl", points)  # written whole by one pickle.dump
     write_phn(out / "alignments" / f"{clip.name}.phn", speech.phonemes, lead, num_frames / FPS)
     first_frame = int(rng.integers(0, 3000))  # LRS3 numbers frames in the source video
-    words = [Word(w.label.upper(), round(w.start + lead, 2), round(w.end + lead, 2),
-                  round(float(rng.uniform(2, 10)), 1)) for w in speech.words]
+    words = [
+        Word(w.label.upper(), round(w.start + lead, 2), round(w.end + lead, 2), round(float(rng.uniform(2, 10)), 1))
+        for w in speech.words
+    ]
     transcript = Transcript(
-        text=clip.text.upper(), conf=str(int(rng.integers(1, 6))), ref=speaker.id,
-        frames=[Frame(first_frame + i, *box) for i, box in enumerate(_face_boxes(points))], words=words)
+        text=clip.text.upper(),
+        conf=str(int(rng.integers(1, 6))),
+        ref=speaker.id,
+        frames=[Frame(first_frame + i, *box) for i, box in enumerate(_face_boxes(points))],
+        words=words,
+    )
     txt = video.with_suffix(".txt")
     tmp = txt.with_name(txt.name + ".part")
     write_lrs_txt(tmp, transcript)
@@ -242,7 +268,7 @@ def make_babble(path: Path, seed: int, seconds: float, talkers: int, exclude: se
             speech = synthesize(text, voice).audio
             speech = speech / (np.sqrt(np.mean(speech**2)) + 1e-9)
             n = min(len(speech), total - pos)
-            stream[pos:pos + n] += speech[:n]
+            stream[pos : pos + n] += speech[:n]
             pos += n + int(rng.integers(0, SAMPLE_RATE // 3))
         mix += stream * 10 ** (rng.uniform(-6, 0) / 20)
     mix *= 10 ** (-20 / 20) / (np.sqrt(np.mean(mix**2)) + 1e-9)  # -20 dBFS RMS
@@ -286,9 +312,17 @@ def _stats(clips: list[Clip], seconds: dict[str, float], wall: float, made: int,
         hours=round(sum(seconds.values()) / 3600, 4),
         wall_seconds=round(wall, 1),  # of the last run, which made ``clips_made`` clips (the others existed)
         clips_made=made,
-        speakers_detail=[{"id": s.id, "voice": s.voice.name, "rate": s.voice.rate, "pitch": s.voice.pitch,
-                          "female": s.female, "splits": sorted({c.split for c in clips if c.speaker.id == s.id})}
-                         for s in {c.speaker.id: c.speaker for c in clips}.values()],
+        speakers_detail=[
+            {
+                "id": s.id,
+                "voice": s.voice.name,
+                "rate": s.voice.rate,
+                "pitch": s.voice.pitch,
+                "female": s.female,
+                "splits": sorted({c.split for c in clips if c.speaker.id == s.id}),
+            }
+            for s in {c.speaker.id: c.speaker for c in clips}.values()
+        ],
     )
     return stats
 
@@ -303,14 +337,19 @@ def _readme(stats: dict) -> str:
     ]
     for split, s in stats["splits"].items():
         lines.append(f"{split:10s} {s['utterances']:6d} {s['speakers']:4d} {s['words']:7d} {s['hours']:7.3f}")
-    lines += ["", f"speakers {stats['speakers']} (test speakers unseen in training), vocabulary {stats['vocabulary']} "
-              f"words, test OOV rate {stats['test_oov_rate']:.3f}, {stats['hours']:.3f} h in all",
-              f"last run: {stats['clips_made']} clips made in {stats['wall_seconds']} s", ""]
+    lines += [
+        "",
+        f"speakers {stats['speakers']} (test speakers unseen in training), vocabulary {stats['vocabulary']} "
+        f"words, test OOV rate {stats['test_oov_rate']:.3f}, {stats['hours']:.3f} h in all",
+        f"last run: {stats['clips_made']} clips made in {stats['wall_seconds']} s",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def generate(out: str | Path, size: str = "default", seed: int = 0, nj: int | None = None,
-             progress: bool = True) -> dict:
+def generate(
+    out: str | Path, size: str = "default", seed: int = 0, nj: int | None = None, progress: bool = True
+) -> dict:
     """Generate (or complete) the corpus under ``out``; returns the statistics also written to
     ``out/stats.json`` and ``out/README.txt``."""
     if size not in SIZES:
@@ -334,8 +373,14 @@ def generate(out: str | Path, size: str = "default", seed: int = 0, nj: int | No
         else:
             seconds[clip.name] = done
     jobs = min(nj, len(tasks) // 16)  # a worker takes seconds to start: not worth it for a handful of clips
-    log.info("%s: %d clips planned, %d already done, %d tasks on %d jobs", out, len(clips), len(seconds),
-             len(tasks), max(jobs, 1))
+    log.info(
+        "%s: %d clips planned, %d already done, %d tasks on %d jobs",
+        out,
+        len(clips),
+        len(seconds),
+        len(tasks),
+        max(jobs, 1),
+    )
 
     def collect(result) -> None:
         kind, clip, duration = result
@@ -358,5 +403,3 @@ def generate(out: str | Path, size: str = "default", seed: int = 0, nj: int | No
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     (out / "README.txt").write_text(_readme(stats))
     return stats
-
-

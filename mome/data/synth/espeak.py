@@ -17,6 +17,7 @@ closes the pipe (or dies).
 
 This file runs as the server script (``python espeak.py``), so it imports nothing from ``mome``.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -92,8 +93,10 @@ def _load_library() -> tuple[ctypes.CDLL, bytes | None]:
         return ctypes.CDLL("libespeak-ng.so.1"), None
     except OSError as e:
         errors.append(f"libespeak-ng.so.1: {e}")
-    raise SpeechError("cannot load libespeak-ng (" + "; ".join(errors) + "); install the PyPI package "
-                      "espeakng-loader or Debian's libespeak-ng1")
+    raise SpeechError(
+        "cannot load libespeak-ng (" + "; ".join(errors) + "); install the PyPI package "
+        "espeakng-loader or Debian's libespeak-ng1"
+    )
 
 
 class Espeak:
@@ -104,10 +107,19 @@ class Espeak:
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                          ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path,
-                                                      _INITIALIZE_PHONEME_EVENTS)
+        self.lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        self.sample_rate = self.lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_PHONEME_EVENTS
+        )
         if self.sample_rate <= 0:
             raise SpeechError(f"espeak_Initialize failed (data path {data_path!r})")
         self._chunks: list[bytes] = []
@@ -130,9 +142,13 @@ class Espeak:
     def set_voice(self, voice: Voice) -> None:
         if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
             raise SpeechError(f"espeak-ng has no voice {voice.name!r} (use '<language>+<variant>', e.g. 'en-us+f3')")
-        for param, value in ((_PARAM_RATE, voice.rate), (_PARAM_PITCH, voice.pitch),
-                             (_PARAM_RANGE, voice.pitch_range), (_PARAM_WORDGAP, voice.word_gap),
-                             (_PARAM_VOLUME, 100)):
+        for param, value in (
+            (_PARAM_RATE, voice.rate),
+            (_PARAM_PITCH, voice.pitch),
+            (_PARAM_RANGE, voice.pitch_range),
+            (_PARAM_WORDGAP, voice.word_gap),
+            (_PARAM_VOLUME, 100),
+        ):
             self.lib.espeak_SetParameter(param, int(value), 0)
 
     def speak(self, text: str, voice: Voice | None = None) -> tuple[bytes, list[Event]]:
@@ -200,8 +216,9 @@ class EspeakServer:
     """Client of a :func:`serve` process started on first use; one per client process."""
 
     def __init__(self):
-        self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE)
+        self._proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         kind, value = _receive(self._proc.stdout) or ("error", "the espeak-ng server exited at start")
         if kind != "ready":
             self.close()

@@ -14,6 +14,7 @@ of the lower face, the jaw landmarks moved by the same field), draws the lips in
 the eyes while they blink, and is cut out of the canvas at a small moving offset, which gives the
 head motion of a face tracker's crops.
 """
+
 from __future__ import annotations
 
 import math
@@ -99,10 +100,17 @@ class _Mouth:
         o, w, r = state[..., OPEN], state[..., WIDTH], state[..., ROUND]
         hw = st.mouth_hw * (0.82 + 0.36 * w - 0.22 * r)
         opening = st.max_open * o
-        return _Mouth(hw=hw, hw_in=hw * (0.9 - 0.3 * r), up=0.3 * opening, lo=0.7 * opening,
-                      t_up=st.lip_up * (1 + 0.35 * r), t_lo=st.lip_low * (1 + 0.25 * r), y=st.mouth_y,
-                      teeth=state[..., TEETH] * np.minimum(0.45 * opening + 1.0, 6.0),
-                      tongue=state[..., TONGUE] * 0.45 * opening)
+        return _Mouth(
+            hw=hw,
+            hw_in=hw * (0.9 - 0.3 * r),
+            up=0.3 * opening,
+            lo=0.7 * opening,
+            t_up=st.lip_up * (1 + 0.35 * r),
+            t_lo=st.lip_low * (1 + 0.25 * r),
+            y=st.mouth_y,
+            teeth=state[..., TEETH] * np.minimum(0.45 * opening + 1.0, 6.0),
+            tongue=state[..., TONGUE] * 0.45 * opening,
+        )
 
     @staticmethod
     def _profile(x, hw, power=1.0):
@@ -111,7 +119,7 @@ class _Mouth:
     def curves(self, x):
         """Upper inner, lower inner, upper outer and lower outer lip edges (y) at offsets x."""
         inner, outer = self._profile(x, self.hw_in), self._profile(x, self.hw, 0.7)
-        bow = 1 - 0.25 * np.exp(-(x / (0.17 * self.hw)) ** 2)  # the dip of the cupid's bow
+        bow = 1 - 0.25 * np.exp(-((x / (0.17 * self.hw)) ** 2))  # the dip of the cupid's bow
         upper_inner, lower_inner = self.y - self.up * inner, self.y + self.lo * inner
         return (upper_inner, lower_inner, upper_inner - self.t_up * outer * bow, lower_inner + self.t_lo * outer)
 
@@ -192,15 +200,16 @@ def landmarks(st: FaceStyle, states: np.ndarray) -> np.ndarray:
     pts[:, 22:27] = np.stack([_brow_centre(st) + bx, brow_y[::-1]], 1)
     # nose: bridge 27..30 from between the eyes to the tip, bottom 31..35 left to right
     pts[:, 27:31] = np.stack([np.zeros(4), np.linspace(0, st.nose_y, 4)], 1)
-    pts[:, 31:36] = np.stack([st.nose_hw * np.array([-0.7, -0.35, 0, 0.35, 0.7]),
-                              st.nose_y + np.array([1.0, 3.0, 4.0, 3.0, 1.0])], 1)
+    pts[:, 31:36] = np.stack(
+        [st.nose_hw * np.array([-0.7, -0.35, 0, 0.35, 0.7]), st.nose_y + np.array([1.0, 3.0, 4.0, 3.0, 1.0])], 1
+    )
     # eyes: 36..41 image left (outer corner, upper lid x2, inner corner, lower lid x2), 42..47 the same
     # order mirrored (inner corner first)
     third = st.eye_hw / 3
-    lid = _eye_lid(st, third, states[:, BLINK:BLINK + 1])  # (T, 1)
+    lid = _eye_lid(st, third, states[:, BLINK : BLINK + 1])  # (T, 1)
     for first, cx, xs in ((36, -st.eye_dx, (-3, -1, 1, 3, 1, -1)), (42, st.eye_dx, (-3, -1, 1, 3, 1, -1))):
-        pts[:, first:first + 6, 0] = cx + np.array(xs) * third
-        pts[:, first:first + 6, 1] = np.array([0, -1, -1, 0, 1, 1]) * lid
+        pts[:, first : first + 6, 0] = cx + np.array(xs) * third
+        pts[:, first : first + 6, 1] = np.array([0, -1, -1, 0, 1, 1]) * lid
     # outer lip 48..59: left corner, upper lip to the right corner (54), lower lip back
     x = np.array([-1.0, -0.62, -0.3, 0.0, 0.3, 0.62, 1.0, 0.62, 0.3, 0.0, -0.3, -0.62]) * m.hw
     pts[:, 48:60, 0] = x
@@ -233,14 +242,17 @@ def _soft(distance_px):
     return np.clip(0.5 + distance_px, 0.0, 1.0)
 
 
-def _canvas_box(st: FaceStyle, u0: float, u1: float, v0: float, v1: float,
-                within: Box = (0, CANVAS, 0, CANVAS)) -> Box:
+def _canvas_box(st: FaceStyle, u0: float, u1: float, v0: float, v1: float, within: Box = (0, CANVAS, 0, CANVAS)) -> Box:
     """The canvas pixels (clipped to ``within``) covering a face-unit rectangle; may be empty."""
     c, s = math.cos(st.angle), math.sin(st.angle)
     xs = [st.centre[0] + st.scale * (c * u - s * v) for u in (u0, u1) for v in (v0, v1)]
     ys = [st.centre[1] + st.scale * (s * u + c * v) for u in (u0, u1) for v in (v0, v1)]
-    return (max(math.floor(min(ys)) - 1, within[0]), min(math.ceil(max(ys)) + 2, within[1]),
-            max(math.floor(min(xs)) - 1, within[2]), min(math.ceil(max(xs)) + 2, within[3]))
+    return (
+        max(math.floor(min(ys)) - 1, within[0]),
+        min(math.ceil(max(ys)) + 2, within[1]),
+        max(math.floor(min(xs)) - 1, within[2]),
+        min(math.ceil(max(xs)) + 2, within[3]),
+    )
 
 
 class _Painter:
@@ -327,8 +339,9 @@ def _draw_eyes(p: _Painter, st: FaceStyle, blink: float) -> None:
             gx, gy = cx + st.gaze[0], st.gaze[1]
             p.blend(sl, inside * p.ellipse(u, v, gx, gy, st.iris_r, st.iris_r), st.iris)
             p.blend(sl, inside * p.ellipse(u, v, gx, gy, 0.45 * st.iris_r, 0.45 * st.iris_r), (0.05, 0.04, 0.04))
-            lid_line = _soft(np.minimum(v + half + 1.3, 0.3 - half - v) * p.px) \
-                * _soft((st.eye_hw + 0.5 - np.abs(u - cx)) * p.px)
+            lid_line = _soft(np.minimum(v + half + 1.3, 0.3 - half - v) * p.px) * _soft(
+                (st.eye_hw + 0.5 - np.abs(u - cx)) * p.px
+            )
             p.blend(sl, lid_line, skin * 0.3)
         bc = side * _brow_centre(st)
         if a := p.area(bc - 18, bc + 18, st.brow_y - st.brow_arch - st.brow_thick - 1, st.brow_y + 4):
@@ -396,8 +409,9 @@ class ClipRenderer:
         top = st.mouth_y - 0.3 * st.max_open - 1.35 * st.lip_up - 4
         bottom = st.chin + _max_jaw_drop(st) + 22
         self.jaw_box = _canvas_box(st, -st.face_hw, st.face_hw, top, bottom)
-        self.eye_box = _canvas_box(st, -st.eye_dx - st.eye_hw - 5, st.eye_dx + st.eye_hw + 5,
-                                   -st.eye_hh - 5, st.eye_hh + 5)
+        self.eye_box = _canvas_box(
+            st, -st.eye_dx - st.eye_hw - 5, st.eye_dx + st.eye_hw + 5, -st.eye_hh - 5, st.eye_hh + 5
+        )
         self.jaw = _Painter(st, self.jaw_box)
         weight = (st.scale * jaw_weight(st, self.jaw.u, self.jaw.v)).astype(np.float32)
         rows, cols = np.nonzero(weight.any(1))[0], np.nonzero(weight.any(0))[0]
@@ -433,19 +447,21 @@ class ClipRenderer:
         st = self.st
         m = _Mouth.of(st, np.asarray(state, np.float64))
         dx, dy = int(offset[0]), int(offset[1])
-        out = self.canvas[dy:dy + CROP, dx:dx + CROP].copy()
+        out = self.canvas[dy : dy + CROP, dx : dx + CROP].copy()
         self.jaw.img = self._warp_jaw(float(m.jaw_drop))
         _draw_mouth(self.jaw, st, m)
         patches = [(self.jaw_box, self.jaw.lit())]
         if state[BLINK] > 0.01:
             eyes = _Painter(st, self.eye_box)
-            eyes.img = self.unlit[self.eye_box[0]:self.eye_box[1], self.eye_box[2]:self.eye_box[3]].copy()
+            eyes.img = self.unlit[self.eye_box[0] : self.eye_box[1], self.eye_box[2] : self.eye_box[3]].copy()
             _draw_eyes(eyes, st, float(state[BLINK]))
             patches.append((self.eye_box, eyes.lit()))
         for (y0, y1, x0, x1), patch in patches:
             fy0, fy1, fx0, fx1 = max(y0, dy), min(y1, dy + CROP), max(x0, dx), min(x1, dx + CROP)
             if fy0 < fy1 and fx0 < fx1:
-                out[fy0 - dy:fy1 - dy, fx0 - dx:fx1 - dx] = (patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] * 255 + 0.5)
+                out[fy0 - dy : fy1 - dy, fx0 - dx : fx1 - dx] = (
+                    patch[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] * 255 + 0.5
+                )
         return out
 
 

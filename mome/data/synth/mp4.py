@@ -5,6 +5,7 @@ output byte-identical from run to run; its "superfast" preset and FFmpeg's fast 
 encoding about as cheap as the drawing. The file is written under a temporary name and renamed, so
 an interrupted run never leaves a truncated mp4 behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ import av
 import numpy as np
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray, fps: int = 25, sample_rate: int = 16000,
-              crf: int = 20, preset: str = "superfast") -> None:
+def write_mp4(
+    path: str | Path,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    fps: int = 25,
+    sample_rate: int = 16000,
+    crf: int = 20,
+    preset: str = "superfast",
+) -> None:
     """``frames`` uint8 ``(T, H, W, 3)`` RGB, ``audio`` float mono in [-1, 1] (``T / fps`` seconds of it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,8 +45,9 @@ def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray, fps: int 
         container.mux(video.encode())
         chunk = 1024  # one AAC frame per AudioFrame
         for start in range(0, pcm.shape[1], chunk):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, start:start + chunk]), format="s16",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(pcm[:, start : start + chunk]), format="s16", layout="mono"
+            )
             frame.sample_rate = sample_rate
             frame.pts = start
             container.mux(sound.encode(frame))

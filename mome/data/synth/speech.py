@@ -4,6 +4,7 @@
 reproducible); this module turns its WORD and PHONEME events (sample positions) into word and
 phoneme segments in seconds and resamples the audio from 22.05 kHz to 16 kHz.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,10 @@ def _segments(text: str, events, num_samples: int, rate: int) -> tuple[list[Segm
     for kind, sample, text_position, name in events:
         if kind == EVENT_WORD:
             if text_position not in word_at:
-                raise SpeechError(f"espeak-ng reported a word at character {text_position} of {text!r}, "
-                                  "which is not the start of one of its words")
+                raise SpeechError(
+                    f"espeak-ng reported a word at character {text_position} of {text!r}, "
+                    "which is not the start of one of its words"
+                )
             current = word_at[text_position]
         else:
             stream.append((sample, _strip_stress(name.decode("utf-8", "replace")) or "_", current))

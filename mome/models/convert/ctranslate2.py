@@ -13,6 +13,7 @@ are scopes joined by ``/`` (``encoder/layer_0/self_attention/linear_0/weight``);
 options such as ``decoder/num_heads``. Aliases name weights stored once under another name (a tied output
 projection).
 """
+
 from __future__ import annotations
 
 import struct
@@ -117,5 +118,7 @@ def read_ctranslate2(path: str | Path) -> CTranslate2Model:
     if cur.pos != len(cur.data):
         raise CTranslate2FormatError(f"{path}: {len(cur.data) - cur.pos} unexpected bytes after the alias table")
     if any(name.endswith("_scale") for name in variables):
-        raise CTranslate2FormatError(f"{path}: quantised weights (*_scale variables) are not supported; need float16/32")
+        raise CTranslate2FormatError(
+            f"{path}: quantised weights (*_scale variables) are not supported; need float16/32"
+        )
     return CTranslate2Model(spec, revision, variables, aliases)

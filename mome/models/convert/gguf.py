@@ -6,6 +6,7 @@ model still carries the GGUF quantizer (``model.hf_quantizer``) and ``config.qua
 ``save_pretrained`` refuses to write a quantised model; the weights are already plain float32 tensors, so
 dropping both markers gives an ordinary model whose saved directory reproduces the loaded model's logits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,11 @@ def convert_gguf_llm(gguf_file: str | Path, out_dir: str | Path | None = None, d
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.to(dtype).eval()
-    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-           "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id}
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    }
     for key, value in ids.items():
         setattr(model.config, key, value)
         setattr(model.generation_config, key, value)
@@ -58,6 +62,13 @@ def convert_gguf_llm(gguf_file: str | Path, out_dir: str | Path | None = None, d
         out_dir = Path(out_dir)
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-        logger.info("%s (%s, %d layers, hidden %d) written to %s as %s", gguf_file.name, model.config.model_type,
-                    model.config.num_hidden_layers, model.config.hidden_size, out_dir, dtype)
+        logger.info(
+            "%s (%s, %d layers, hidden %d) written to %s as %s",
+            gguf_file.name,
+            model.config.model_type,
+            model.config.num_hidden_layers,
+            model.config.hidden_size,
+            out_dir,
+            dtype,
+        )
     return model, tokenizer

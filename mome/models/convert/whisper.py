@@ -18,6 +18,7 @@ generation settings (suppressed tokens, alignment heads, language ids) from its 
 models are recognised as Hugging Face does (``vocab_size < 51865``) and get no language or task tokens in their
 generation config: ``generate`` then writes ``<|startoftranscript|><|notimestamps|>`` and the text.
 """
+
 from __future__ import annotations
 
 import json
@@ -106,7 +107,9 @@ def whisper_config_values(model: CTranslate2Model, source: str = "model.bin") ->
         name = f"decoder/{option}"
         if name in v and int(model.scalar(name)) != expected:
             raise WhisperConversionError(f"{source}: {name} = {model.scalar(name)}, Whisper needs {expected}")
-    if "decoder/projection/weight" in v and not np.array_equal(v["decoder/projection/weight"], v["decoder/embeddings/weight"]):
+    if "decoder/projection/weight" in v and not np.array_equal(
+        v["decoder/projection/weight"], v["decoder/embeddings/weight"]
+    ):
         raise WhisperConversionError(f"{source}: the output projection is not tied to the token embeddings")
     try:
         conv1 = v["encoder/conv1/weight"]  # (d_model, n_mels, 3)
@@ -241,11 +244,22 @@ def convert_ctranslate2_whisper(ct2_dir: str | Path, out_dir: str | Path | None 
         out_dir = Path(out_dir)
         model.save_pretrained(out_dir)
         processor.save_pretrained(out_dir)
-        logger.info("Whisper (%d/%d layers, d_model %d, %s) written to %s", sizes["encoder_layers"],
-                    sizes["decoder_layers"], sizes["d_model"],
-                    "multilingual" if settings["is_multilingual"] else "English-only", out_dir)
+        logger.info(
+            "Whisper (%d/%d layers, d_model %d, %s) written to %s",
+            sizes["encoder_layers"],
+            sizes["decoder_layers"],
+            sizes["d_model"],
+            "multilingual" if settings["is_multilingual"] else "English-only",
+            out_dir,
+        )
     return model, processor
 
 
-__all__ = ["convert_ctranslate2_whisper", "whisper_state_dict", "whisper_config_values", "generation_settings",
-           "WhisperConversionError", "CTranslate2FormatError"]
+__all__ = [
+    "convert_ctranslate2_whisper",
+    "whisper_state_dict",
+    "whisper_config_values",
+    "generation_settings",
+    "WhisperConversionError",
+    "CTranslate2FormatError",
+]

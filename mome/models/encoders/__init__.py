@@ -9,6 +9,7 @@ attributes ``output_size`` (D) and ``frame_rate`` (tokens per second).
 Each takes its pretrained weights through its own constructor (``path=``); the config names that pick them
 are ESPnet's ``ClassChoices`` in :mod:`mome.espnet.choices`.
 """
+
 from mome.models.encoders.base import Encoder
 
 __all__ = ["Encoder"]

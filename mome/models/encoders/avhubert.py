@@ -15,6 +15,7 @@ end of that item alone), padded features are zeroed before the position convolut
 positions are masked as attention keys. In eval mode an item's features therefore do not depend on the
 rest of its batch. Weights from the public fairseq checkpoints: see ``avhubert_checkpoint``.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,8 +77,13 @@ PRESETS: dict[str, dict] = {
     "large": dict(encoder_embed_dim=1024, encoder_layers=24, encoder_ffn_embed_dim=4096, encoder_attention_heads=16),
     # For tests: the same architecture, narrow and shallow.
     "tiny": dict(
-        encoder_embed_dim=32, encoder_layers=2, encoder_ffn_embed_dim=64, encoder_attention_heads=4,
-        conv_pos=8, conv_pos_groups=4, resnet_width=4,
+        encoder_embed_dim=32,
+        encoder_layers=2,
+        encoder_ffn_embed_dim=64,
+        encoder_attention_heads=4,
+        conv_pos=8,
+        conv_pos_groups=4,
+        resnet_width=4,
     ),
 }
 
@@ -217,7 +223,9 @@ class SelfAttention(nn.Module):
             return t.view(batch, time, self.heads, dim // self.heads).transpose(1, 2)
 
         out = nn.functional.scaled_dot_product_attention(
-            split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x)),
+            split(self.q_proj(x)),
+            split(self.k_proj(x)),
+            split(self.v_proj(x)),
             attn_mask=key_valid[:, None, None, :],
             dropout_p=self.dropout if self.training else 0.0,
         )
@@ -291,7 +299,12 @@ class AVHubertVideoEncoder(Encoder):
     frame_rate = 25
 
     def __init__(
-        self, config: AVHubertConfig | str | dict | None = None, *, path: str | None = None, frozen: bool = True, strict: bool = True
+        self,
+        config: AVHubertConfig | str | dict | None = None,
+        *,
+        path: str | None = None,
+        frozen: bool = True,
+        strict: bool = True,
     ) -> None:
         """``config``: a preset name (``tiny``, ``base``, ``large``), a dict or an ``AVHubertConfig`` (random
         weights); or ``path``: a public fairseq checkpoint (pre-trained or fine-tuned, read without fairseq; the

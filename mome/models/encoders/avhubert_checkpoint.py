@@ -19,6 +19,7 @@ Dimensions are read from the tensors' shapes; what shapes cannot tell (attention
 post-LN) from the checkpoint's config ("cfg", or "args" in older files), with the public defaults
 (64-dim heads, pre-LN) when it has none.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,14 +54,14 @@ def public_to_ours(key: str) -> str | None:
     """Our parameter name for a public (unwrapped) key, None if video-only inference does not use it."""
     for public, ours in _KEY_MAP:
         if key.startswith(public):
-            return ours + key[len(public):]
+            return ours + key[len(public) :]
     return None
 
 
 def ours_to_public(key: str) -> str:
     for public, ours in _KEY_MAP:
         if "parametrizations" not in public and key.startswith(ours):
-            return public + key[len(ours):]
+            return public + key[len(ours) :]
     raise KeyError(f"no public AV-HuBERT name for parameter {key!r}")
 
 
@@ -116,7 +117,7 @@ def _unwrap(state: dict[str, torch.Tensor], source: str) -> tuple[dict[str, torc
     """The AV-HuBERT model's keys without a fine-tuning wrapper's prefix, and the keys left outside it."""
     for prefix in _WRAPPER_PREFIXES:
         if prefix + _ANCHOR in state:
-            inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             outside = [k for k in state if not k.startswith(prefix)]
             return inner, outside
     raise KeyError(
@@ -146,7 +147,11 @@ def read_avhubert(path: str | Path, config_overrides: dict | None = None):
 
 
 def load_avhubert_weights(
-    encoder: AVHubertVideoEncoder, weights: dict[str, torch.Tensor], outside: list[str], source: str, strict: bool = True
+    encoder: AVHubertVideoEncoder,
+    weights: dict[str, torch.Tensor],
+    outside: list[str],
+    source: str,
+    strict: bool = True,
 ) -> None:
     """Load :func:`read_avhubert`'s weights into ``encoder``; ``encoder.load_report`` lists the missing and
     unused keys (public names); ``strict``: a missing weight is an error."""
@@ -164,8 +169,12 @@ def load_avhubert_weights(
     encoder.load_report = {"source": source, "missing": missing, "unused": sorted(unused), "config": config.to_dict()}
     logger.info(
         "AV-HuBERT from %s: %d layers, width %d, %d tensors loaded; unused: %s; missing: %s",
-        source, config.encoder_layers, config.encoder_embed_dim, len(mapped) - len(result.unexpected_keys),
-        _summary(unused), _summary(missing),
+        source,
+        config.encoder_layers,
+        config.encoder_embed_dim,
+        len(mapped) - len(result.unexpected_keys),
+        _summary(unused),
+        _summary(missing),
     )
     if strict and missing:
         raise KeyError(f"{source}: weights missing for {missing}")

@@ -12,6 +12,7 @@ Every encoder takes its pretrained weights through its own constructor (``path=`
 ``<modality>_encoder_conf`` is exactly the class's keyword arguments (ESPnet's ``ClassChoices``,
 :mod:`mome.espnet.choices`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,9 +38,7 @@ def check_lengths(x: torch.Tensor, lengths: torch.Tensor, axis: int = 1) -> torc
     if lengths.dim() != 1 or lengths.numel() != x.shape[0]:
         raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
     if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > x.shape[axis]):
-        raise ValueError(
-            f"lengths must lie in [1, {x.shape[axis]}] (the padded input size), got {lengths.tolist()}"
-        )
+        raise ValueError(f"lengths must lie in [1, {x.shape[axis]}] (the padded input size), got {lengths.tolist()}")
     return lengths
 
 
@@ -134,7 +133,9 @@ def loads_saved(init):
         try:
             self.load_state_dict(load_file(str(Path(path) / WEIGHTS_NAME)))
         except RuntimeError as e:
-            raise ValueError(f"{path}: the saved weights do not fit the saved config with {kwargs} on top: {e}") from None
+            raise ValueError(
+                f"{path}: the saved weights do not fit the saved config with {kwargs} on top: {e}"
+            ) from None
         self.set_frozen(True if frozen is None else frozen)
 
     return wrapper

@@ -8,6 +8,7 @@ config (an omegaconf DictConfig, a stand-in for one, or an argparse Namespace) i
 
 Unpickling still runs torch's and numpy's reconstructors: load only checkpoints you trust.
 """
+
 from __future__ import annotations
 
 import _compat_pickle
@@ -25,11 +26,30 @@ logger = logging.getLogger(__name__)
 # Classes and functions that are built for real; any other global becomes a Stub.
 _REAL_GLOBALS = {
     ("builtins", name)
-    for name in ("set", "frozenset", "dict", "list", "tuple", "int", "float", "str", "bytes", "bytearray",
-                 "bool", "complex", "slice", "range", "object")
+    for name in (
+        "set",
+        "frozenset",
+        "dict",
+        "list",
+        "tuple",
+        "int",
+        "float",
+        "str",
+        "bytes",
+        "bytearray",
+        "bool",
+        "complex",
+        "slice",
+        "range",
+        "object",
+    )
 } | {
-    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("collections", "deque"),
-    ("argparse", "Namespace"), ("copyreg", "_reconstructor"), ("_codecs", "encode"),
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("collections", "deque"),
+    ("argparse", "Namespace"),
+    ("copyreg", "_reconstructor"),
+    ("_codecs", "encode"),
 }
 _REAL_TORCH_NAMES = {"Size", "device", "Tensor", "Parameter"}
 _REAL_NUMPY_NAMES = {"_reconstruct", "scalar", "dtype", "ndarray", "_frombuffer"}

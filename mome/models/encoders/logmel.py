@@ -8,6 +8,7 @@ STFT gets enough trailing zeros that no frame touching speech sees the reflect p
 features do not depend on the rest of the batch. Padded frames hold the value of silence, as in the
 extractor.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,7 +44,11 @@ class WhisperLogMel(nn.Module):
         self._mel_filters = torch.from_numpy(filters.T.copy()).float()
 
     def forward(
-        self, waveform: torch.Tensor, lengths: torch.Tensor, pad_to_multiple: int = 1, min_frames: int = 0,
+        self,
+        waveform: torch.Tensor,
+        lengths: torch.Tensor,
+        pad_to_multiple: int = 1,
+        min_frames: int = 0,
         extra_frames: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if waveform.dim() != 2:

@@ -4,6 +4,7 @@ The mini recipe pretrains its small encoders this way (phonemes for audio at 50 
 25 frames/s; :mod:`mome.data.synth.alignments`), then freezes them for the AVSR model, as AV-HuBERT is
 pretrained on frame-level units before it serves LLM-based recognisers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

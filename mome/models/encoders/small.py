@@ -11,6 +11,7 @@ small pre-LN Transformer over time. 25 tokens per second (one per frame).
 Both normalise per item and per frame (GroupNorm / LayerNorm, no batch norm) and zero the padded steps
 between their convolutions, so an item's features do not depend on the rest of its batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,9 @@ class SmallAudioEncoder(Encoder):
         super().__init__()
         if stride not in (2, 4):
             raise ValueError(f"stride must be 2 (50 tokens/s) or 4 (25 tokens/s), got {stride}")
-        self.config = dict(dim=dim, layers=layers, heads=heads, ffn_dim=ffn_dim, n_mels=n_mels, stride=stride, dropout=dropout)
+        self.config = dict(
+            dim=dim, layers=layers, heads=heads, ffn_dim=ffn_dim, n_mels=n_mels, stride=stride, dropout=dropout
+        )
         self.log_mel = WhisperLogMel(n_mels)
         self.conv1 = nn.Conv1d(n_mels, dim, 3, stride=stride // 2, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
@@ -122,8 +125,16 @@ class SmallVideoEncoder(Encoder):
         if input_pool < 1 or stem_frames < 1 or stem_frames % 2 == 0:
             raise ValueError(f"input_pool must be >= 1 and stem_frames odd, got {input_pool} and {stem_frames}")
         channels = tuple(int(c) for c in channels)
-        self.config = dict(dim=dim, layers=layers, heads=heads, ffn_dim=ffn_dim, channels=list(channels), dropout=dropout,
-                           input_pool=input_pool, stem_frames=stem_frames)
+        self.config = dict(
+            dim=dim,
+            layers=layers,
+            heads=heads,
+            ffn_dim=ffn_dim,
+            channels=list(channels),
+            dropout=dropout,
+            input_pool=input_pool,
+            stem_frames=stem_frames,
+        )
         self.input_pool = input_pool
         stem = channels[0]
         self.stem = nn.Conv3d(

@@ -20,6 +20,7 @@ Whisper encodes one (as Whisper itself transcribes long audio), and the outputs 
 costs nothing but its own compute, never an error for its whole batch. (The log-mel floor is taken over
 the whole clip, not per window.)
 """
+
 from __future__ import annotations
 
 import json
@@ -66,7 +67,7 @@ def encoder_state_dict(state: dict[str, torch.Tensor], source: str = "") -> dict
     """The encoder's tensors, keys relative to ``WhisperEncoder``, from any of the save_pretrained layouts."""
     for prefix in _PREFIXES:
         if f"{prefix}conv1.weight" in state:
-            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     raise KeyError(f"{source}: no Whisper encoder weights (looked for {[p + 'conv1.weight' for p in _PREFIXES]})")
 
 
@@ -153,8 +154,9 @@ class WhisperAudioEncoder(Encoder):
             # silence, as after speech in Whisper's 30 s windows, rather than their own zero padding; so no
             # position's value depends on how far the batch is padded.
             extra = 0 if self.pad_to_full else 2
-            mel, frames = self.log_mel(x, lengths, pad_to_multiple=window if self.pad_to_full else 2,
-                                       min_frames=min_frames, extra_frames=extra)
+            mel, frames = self.log_mel(
+                x, lengths, pad_to_multiple=window if self.pad_to_full else 2, min_frames=min_frames, extra_frames=extra
+            )
             feature_lengths = (frames + 1) // 2
             total = mel.shape[-1] - extra
             if total <= window:
@@ -168,8 +170,12 @@ class WhisperAudioEncoder(Encoder):
         line up with ``feature_lengths``. Only the items that reach into a window are encoded in it."""
         window = self.max_frames
         long = [i for i, n in enumerate(frames.tolist()) if n > window]
-        logger.info("audio of %s s is longer than the Whisper window of %.2f s: encoded in %d windows",
-                    ", ".join(f"{frames[i] / 100:.2f}" for i in long), window / 100, -(-total // window))
+        logger.info(
+            "audio of %s s is longer than the Whisper window of %.2f s: encoded in %d windows",
+            ", ".join(f"{frames[i] / 100:.2f}" for i in long),
+            window / 100,
+            -(-total // window),
+        )
         pieces = []
         for start in range(0, total, window):
             stop = min(start + window, total)
