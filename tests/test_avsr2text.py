@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-
 from espnet_fixtures import data_options, make_data_dir, write_config
+
 from mome import cascade
 from mome.bin import avsr_inference, avsr_train, pack_model, transcribe
 from mome.data.kaldi import read_table

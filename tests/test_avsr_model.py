@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from mome.models.avsr import MODALITIES, AVSRModel
-from mome.models.llm import FrozenLLM
 from mome.models.compressor import MatryoshkaCompressor
+from mome.models.llm import FrozenLLM
 from mome.models.lora import MTSKPerScaleSpec, MTSKSharedAndPerScaleSpec
 from mome.models.mome import MoMESpec
 from mome.models.tiny_llm import make_tiny_llm

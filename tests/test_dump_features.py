@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from espnet_fixtures import data_options, make_data_dir, make_pretrained, write_config
+
 from mome.bin import avsr_inference, avsr_train, dump_features
 from mome.espnet.choices import ConfigError
 from mome.espnet.features import frozen_encoders, load_config

@@ -18,7 +18,6 @@ from mome.models.encoders.logmel import WhisperLogMel, num_frames
 from mome.models.encoders.small import SmallAudioEncoder, SmallVideoEncoder
 from mome.models.encoders.whisper import WhisperAudioEncoder
 
-
 TINY_WHISPER = dict(
     d_model=32,
     encoder_layers=2,

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from espnet_fixtures import data_options, make_data_dir, make_pretrained, write_config
+
+from mome.atomic import KILL_IN_SAVE
 from mome.bin import avsr_train
 from mome.espnet.choices import ConfigError
 from mome.espnet.preprocess import AVSRPreprocessor, crop, time_mask
-from mome.atomic import KILL_IN_SAVE
 from mome.espnet.shapes import write_shape_file
 from mome.espnet.task import AVSRTask
 from mome.models.llm import tokenize_transcript

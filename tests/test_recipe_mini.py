@@ -25,8 +25,8 @@ import yaml
 
 from mome.atomic import KILL_IN_SAVE
 from mome.data.kaldi import read_skipped, read_table
-from mome.data.roi import read_roi
 from mome.data.media import read_wav
+from mome.data.roi import read_roi
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = ("train", "val", "test") + tuple(f"test_babble_snr{n}" for n in (-5, 0, 5))

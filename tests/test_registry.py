@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 from espnet2.utils.get_default_kwargs import get_default_kwargs
+from espnet_fixtures import data_options, make_data_dir, write_config
 from torch import nn
 
-from espnet_fixtures import data_options, make_data_dir, write_config
 from mome.bin import avsr_train
 from mome.espnet import choices
 from mome.espnet.task import AVSRTask, model_conf_defaults

@@ -70,8 +70,8 @@ def task_args(root: Path, config, tiny: bool) -> argparse.Namespace:
 
 def run(a: argparse.Namespace) -> dict:
     from mome.espnet.inference import decode_data_dir
-    from mome.inference import AVSR2Text
     from mome.espnet.task import AVSRTask
+    from mome.inference import AVSR2Text
 
     config = llm_config(a.llm_config, a.tiny)
     n, seconds, max_new = (4, 0.6, 3) if a.tiny else (a.utterances, a.seconds, a.max_new_tokens)

@@ -16,9 +16,7 @@ import logging
 import sys
 
 from mome.bin._cli import add_hidden_aliases, entry_point
-
 from mome.data.extract import merge, run_job
-
 
 PROG = "python -m mome.bin.extract"
 

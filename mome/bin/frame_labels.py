@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-
-from mome.bin._cli import entry_point
 from pathlib import Path
 
+from mome.bin._cli import entry_point
 from mome.data.synth.alignments import write_labels
-
 
 PROG = "python -m mome.bin.frame_labels"
 

@@ -11,9 +11,7 @@ import os
 import sys
 
 from mome.bin._cli import add_hidden_aliases, entry_point
-
 from mome.data.synth.corpus import SIZES, generate
-
 
 PROG = "python -m mome.bin.make_mini_lrs3"
 

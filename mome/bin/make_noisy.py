@@ -13,7 +13,6 @@ import logging
 import sys
 
 from mome.bin._cli import add_hidden_aliases, entry_point
-
 from mome.data.noise import DEFAULT_SNRS, make_noisy_copies
 
 

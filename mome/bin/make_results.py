@@ -12,9 +12,7 @@ import logging
 import sys
 
 from mome.bin._cli import add_hidden_aliases, entry_point
-
 from mome.scoring.results import write_results_md
-
 
 PROG = "python -m mome.bin.make_results"
 

@@ -15,7 +15,6 @@ import sys
 
 from mome.bin._cli import entry_point
 
-
 PROG = "python -m mome.bin.pack_model"
 
 

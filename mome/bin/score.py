@@ -14,10 +14,8 @@ import logging
 import sys
 
 from mome.bin._cli import entry_point
-
 from mome.scoring.report import format_wer_line
 from mome.scoring.score import BACKENDS, score
-
 
 PROG = "python -m mome.bin.score"
 

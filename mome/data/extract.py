@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from mome.progress import progress
 
 from mome import atomic
 from mome.data import kaldi
@@ -67,6 +66,7 @@ from mome.data.media import (
 )
 from mome.data.roi import ROI_EXT, RoiError, RoiWriter, crop_mouths, prepare_landmarks
 from mome.errors import MomeError
+from mome.progress import progress
 
 log = logging.getLogger(__name__)
 

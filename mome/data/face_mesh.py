@@ -38,9 +38,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mome.errors import MomeError
 from mome.data.landmarks import N_POINTS, write_landmarks
 from mome.data.media import MediaError, upright_frames
+from mome.errors import MomeError
 
 log = logging.getLogger(__name__)
 

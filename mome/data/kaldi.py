@@ -26,8 +26,8 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from mome.errors import MomeError
 from mome import atomic
+from mome.errors import MomeError
 
 PER_UTT = ("text", "utt2spk", "segments", "utt2dur", "wav.scp", "roi.scp")
 PER_RECORDING = ("video.scp", "landmarks.scp")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mome.errors import MomeError
 from mome import atomic
+from mome.errors import MomeError
 
 N_POINTS = 68
 MOUTH = slice(48, 68)  # outer and inner lip contour in the 68-point (iBUG) scheme

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
-from mome.progress import progress
 
 from mome.data.kaldi import append_skipped, filter_data_dir, read_table, rewrite_data_dir, write_table
 from mome.data.media import MediaError, read_wav, write_wav
+from mome.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,11 @@ from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
-from mome.progress import progress
-
 from mome.data.kaldi import PER_RECORDING, PER_UTT, SKIPPED, append_skipped, rewrite_data_dir, write_data_dir
 from mome.data.lrs import LRSFormatError, cut_at_word_boundaries, read_lrs_txt
 from mome.data.media import MediaError, probe
 from mome.errors import MomeError
+from mome.progress import progress
 from mome.text import normalize_text
 
 SETS = ("train", "val", "test")

@@ -29,9 +29,9 @@ import av
 import numpy as np
 from scipy.ndimage import convolve1d, map_coordinates
 
-from mome.errors import MomeError
 from mome.data.landmarks import MOUTH, N_POINTS
 from mome.data.media import VIDEO_FPS, resample, upright_frames
+from mome.errors import MomeError
 
 ROI_SIZE = 96
 SMOOTH_FRAMES = 12

@@ -18,8 +18,8 @@ from types import SimpleNamespace
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
-from mome.models.llm import build_llm
 from mome.models.adapter import AdapterSpec
+from mome.models.llm import build_llm
 from mome.models.lora import LoRASpec
 from mome.models.mome import MoMESpec
 from mome.models.projector import RateProjectors

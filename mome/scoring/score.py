@@ -24,8 +24,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mome.errors import MomeError
 from mome import atomic
+from mome.errors import MomeError
 from mome.scoring.align import ErrorCounts, align_words
 from mome.scoring.report import (
     ScoredUtterance,

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mome.errors import MomeError
 from mome.data.kaldi import read_table, write_table
 from mome.data.lrs import LRSFormatError, read_lrs_txt
 from mome.data.synth.visemes import VISEMES, viseme_of
+from mome.errors import MomeError
 
 log = logging.getLogger(__name__)
 

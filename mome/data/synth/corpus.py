@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from mome.progress import progress as progress_bar
 
 from mome.data.landmarks import write_landmarks
 from mome.data.lrs import Frame, Transcript, Word, read_lrs_txt, write_lrs_txt
@@ -41,6 +40,7 @@ from mome.data.synth.speakers import Speaker, clip_style, make_speakers
 from mome.data.synth.speech import SAMPLE_RATE, Speech, SpeechError, Voice, synthesize
 from mome.data.synth.text import Grammar, make_sentences
 from mome.data.synth.visemes import mouth_track
+from mome.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -223,8 +223,13 @@ def convert_ctranslate2_whisper(ct2_dir: str | Path, out_dir: str | Path | None 
     as float32. Returns (model, processor). Raises FileNotFoundError for a missing file, CTranslate2FormatError
     / WhisperConversionError for a file that is not a CTranslate2 Whisper model.
     """
-    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
-    from transformers import WhisperProcessor
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
 
     ct2_dir = Path(ct2_dir)
     ct2 = read_ctranslate2(ct2_dir / "model.bin")
