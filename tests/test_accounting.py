@@ -60,7 +60,8 @@ def test_projector_and_llm_forward_params_by_hand():
 
 
 def test_params_cli(small_config, capsys):
-    argv = ["--llm_config", str(small_config), "--adapter", "mome", "--experts", "4", "--top_k", "2", "--bottleneck", "3",
+    argv = ["--llm_config", str(small_config), "--adapter", "mome",
+            "--experts", "4", "--top_k", "2", "--bottleneck", "3",
             "--audio_dim", "16", "--video_dim", "0", "--audio_rates", "4", "--json"]  # fmt: skip
     assert params.main(argv) == 0
     assert json.loads(capsys.readouterr().out) == {

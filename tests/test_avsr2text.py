@@ -53,8 +53,9 @@ def inputs(test_dir: Path, utt: str) -> dict:
 def test_the_object_gives_stage_5s_hypotheses_confidences_and_costs(trained, avsr, tmp_path):
     exp, test_dir = trained
     out = tmp_path / "decode"
-    assert avsr_inference.main(["--model_dir", str(exp), "--data_dir", str(test_dir), "--rates", "16,5", "--beam_size", "2",
-                                "--max_new_tokens", "6", "--batch_size", "1", "--output_dir", str(out)]) == 0  # fmt: skip
+    assert avsr_inference.main(["--model_dir", str(exp), "--data_dir", str(test_dir),
+                                "--rates", "16,5", "--beam_size", "2", "--max_new_tokens", "6", "--batch_size", "1",
+                                "--output_dir", str(out)]) == 0  # fmt: skip
     stage5 = read_table(out / "text")
     confidences = {u: v.split() for u, v in read_table(out / "confidence").items()}
     assert sorted(stage5) == sorted(read_table(test_dir / "wav.scp"))
@@ -209,7 +210,8 @@ def test_the_cascade_equals_the_fixed_pairs_at_thresholds_0_and_1_and_its_budget
             # with the budget, the batch never costs more than the finest pair, and the pure rule chose the same
             assert sum(r.llm_input_tokens for r in capped) <= sum(f.llm_input_tokens for f in fine)
             decoded = {p: [cascade.Decoded(r.text, r.confidence, r.llm_input_tokens, r.llm_input_tokens,
-                                           r.llm_input_tokens - len(r.token_log_probs)) for r in fixed[p]] for p in ladder}  # fmt: skip
+                                           r.llm_input_tokens - len(r.token_log_probs)) for r in fixed[p]]
+                       for p in ladder}  # fmt: skip
             chosen = cascade.select(decoded, ladder, threshold, budget="finest", max_new_tokens=avsr.max_new_tokens)
             assert [decoded[p][i].text for i, (p, _, _) in enumerate(chosen)] == [r.text for r in capped]
             assert [cost for _, _, cost in chosen] == [r.llm_input_tokens for r in capped]
@@ -248,9 +250,10 @@ def test_calibration_is_stored_with_the_model_and_read_back(trained, tmp_path):
     exp, _ = trained
     ladder = [(16, 5), (4, 2)]
     refs = ["a b", "c d", "e f", "g h"]
+    D = cascade.Decoded
     decoded = {
-        (16, 5): [cascade.Decoded("a b", 0.9, 1.0), cascade.Decoded("x d", 0.2, 1.0), cascade.Decoded("e f", 0.8, 1.0), cascade.Decoded("y", 0.3, 1.0)],
-        (4, 2): [cascade.Decoded("a b", 0.9, 3.0), cascade.Decoded("c d", 0.9, 3.0), cascade.Decoded("e f", 0.9, 3.0), cascade.Decoded("g h", 0.9, 3.0)],
+        (16, 5): [D("a b", 0.9, 1.0), D("x d", 0.2, 1.0), D("e f", 0.8, 1.0), D("y", 0.3, 1.0)],
+        (4, 2):  [D("a b", 0.9, 3.0), D("c d", 0.9, 3.0), D("e f", 0.9, 3.0), D("g h", 0.9, 3.0)],
     }  # fmt: skip
     threshold, points = cascade.calibrate(decoded, refs, ladder, max_cost_share=0.9, grid=[0.0, 0.25, 0.5, 1.0])
     assert threshold == 0.5  # both unreliable ones fall back: WER 0 at (4 + 2 x 3) / 4 = 2.5 <= 0.9 x 3

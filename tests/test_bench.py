@@ -151,7 +151,8 @@ def test_encoder_flops_formulas_equal_torchs_count():
     from mome.models.encoders.whisper import WhisperAudioEncoder
 
     whisper = dict(d_model=256, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=1024, num_mel_bins=80,
-                   max_source_positions=1500, decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=64)  # fmt: skip
+                   max_source_positions=1500,
+                   decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=64)  # fmt: skip
     seconds = 2.0
     for encoder, inputs, paper in (
         (

@@ -214,7 +214,9 @@ def test_one_normalisation_keeps_letters_of_any_script():
         "{LG} SO I SAID {NS} YES [noise] <unk>": "so i said yes",
         "\u2018QUOTED\u2019 'words'": "quoted words",
         "\uff26\uff35\uff2c\uff2c width": "full width",
-        "\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!": "\u043f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440",
+        "\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!": (
+            "\u043f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440"
+        ),
         "\u0928\u092e\u0938\u094d\u0924\u0947": "\u0928\u092e\u0938\u094d\u0924\u0947",  # vowel signs are marks: kept
         "{LG}": "",
     }

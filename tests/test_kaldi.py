@@ -49,7 +49,7 @@ def lines(path):
 def test_write_sorts_in_c_order_and_derives_spk2utt(tmp_path):
     d = make_dir(tmp_path / "d")
     # C order: '-' (0x2d) < '0' < '_' (0x5f); upper case before lower case
-    assert [l.split()[0] for l in lines(d / "utt2spk")] == [
+    assert [line.split()[0] for line in lines(d / "utt2spk")] == [
         "spkA-x_00003", "spkA_00001_00", "spkA_00001_01", "spkB_00002",
     ]  # fmt: skip
     assert lines(d / "spk2utt") == ["spkA spkA_00001_00 spkA_00001_01", "spkA-x spkA-x_00003", "spkB spkB_00002"]
@@ -97,7 +97,7 @@ def test_duplicate_id_named_with_line(tmp_path):
 
 def test_utterance_missing_from_one_file(tmp_path):
     d = make_dir(tmp_path / "d")
-    (d / "utt2dur").write_text("\n".join(l for l in lines(d / "utt2dur") if not l.startswith("spkB")) + "\n")
+    (d / "utt2dur").write_text("\n".join(line for line in lines(d / "utt2dur") if not line.startswith("spkB")) + "\n")
     _invalid(d, str(d / "utt2dur"), "'spkB_00002' (in utt2spk) is missing")
 
 
@@ -117,14 +117,14 @@ def test_utterance_not_prefixed_by_speaker(tmp_path):
 def test_empty_transcript(tmp_path):
     d = make_dir(tmp_path / "d")
     (d / "text").write_text(
-        "\n".join(l if not l.startswith("spkB") else "spkB_00002" for l in lines(d / "text")) + "\n"
+        "\n".join(line if not line.startswith("spkB") else "spkB_00002" for line in lines(d / "text")) + "\n"
     )
     _invalid(d, f"{d / 'text'}:4: empty transcript for 'spkB_00002'")
 
 
 def test_bad_segment_times_and_recordings(tmp_path):
     d = make_dir(tmp_path / "d")
-    seg = [l.replace("0.00 2.00", "3.00 2.00") for l in lines(d / "segments")]
+    seg = [line.replace("0.00 2.00", "3.00 2.00") for line in lines(d / "segments")]
     (d / "segments").write_text("\n".join(seg) + "\n")
     _invalid(d, "spkB_00002: start/end must satisfy 0 <= start < end")
     d2 = make_dir(tmp_path / "d2")

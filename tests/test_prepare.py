@@ -108,7 +108,7 @@ def test_lrs3_sets(lrs3, tmp_path, capsys):
 def test_lrs3_val_draw_is_seeded_and_list_file_works(lrs3, tmp_path):
     root, _ = lrs3
     a = prepare_lrs3(root, tmp_path / "a", max_seconds=1.0, val_count=3, seed=7)
-    b = prepare_lrs3(root, tmp_path / "b", max_seconds=1.0, val_count=3, seed=7, nj=2)  # parallel: same result
+    prepare_lrs3(root, tmp_path / "b", max_seconds=1.0, val_count=3, seed=7, nj=2)  # parallel: same result
     assert a["val"].utterances == 3
     for name in ("train/text", "train/segments", "val/text", "test/utt2dur", "test/skipped.txt"):
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text(), name

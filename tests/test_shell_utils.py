@@ -81,8 +81,8 @@ def test_parse_options_config_file(demo, tmp_path):
 
 
 def test_run_jobs_local_runs_every_job(tmp_path):
-    r = sh([str(UTILS / "run_jobs.sh"), "JOB=1:4", "log/echo.JOB.log", "bash", "-c", "echo job JOB > out.JOB; echo said JOB"],
-           cwd=tmp_path)  # fmt: skip
+    r = sh([str(UTILS / "run_jobs.sh"), "JOB=1:4", "log/echo.JOB.log",
+            "bash", "-c", "echo job JOB > out.JOB; echo said JOB"], cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     for j in range(1, 5):
         assert (tmp_path / f"out.{j}").read_text() == f"job {j}\n"
@@ -114,7 +114,8 @@ def test_run_jobs_slurm_calls_sbatch(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(
         '#!/usr/bin/env bash\nargs="$*"; echo "${args//$\'\\n\'/;}" >> "$SBATCH_CALLS"\n'
-        "while [ $# -gt 0 ]; do case $1 in --output) out=$2; shift 2;; --wrap) wrap=$2; shift 2;; *) shift;; esac; done\n"
+        "while [ $# -gt 0 ]; do case $1 in "
+        "--output) out=$2; shift 2;; --wrap) wrap=$2; shift 2;; *) shift;; esac; done\n"
         'bash -c "$wrap" > "$out" 2>&1\n'
     )
     (bin_dir / "sbatch").chmod(0o755)

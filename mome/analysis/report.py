@@ -204,7 +204,8 @@ def consistency_table(stats: RoutingStats) -> list[str]:
             for k in ("identical", "identical_shuffled", "jaccard", "jaccard_shuffled")
         }
         cells = " | ".join(
-            f"{100 * mean['identical'][l]:.0f} ({100 * mean['identical_shuffled'][l]:.0f})" for l in range(stats.layers)
+            f"{100 * mean['identical'][layer]:.0f} ({100 * mean['identical_shuffled'][layer]:.0f})"
+            for layer in range(stats.layers)
         )
         lines.append(
             f"| {token_type} | {what} | {cells} | {100 * np.nanmean(mean['jaccard']):.0f} "

@@ -143,9 +143,10 @@ def run(a: argparse.Namespace) -> dict:
                 done = subprocess.run([sys.executable, "-c", code, kind, str(video), str(marks), str(out)],
                                       capture_output=True, text=True, check=True)  # fmt: skip
                 m = json.loads(done.stdout.strip().splitlines()[-1])
+                cpu_s = max(m["cpu_s"], 1e-9)
                 rows.append({"clip_seconds": seconds, "kind": kind, **m,
-                             "frames_per_cpu_s": round(m["frames"] / max(m["cpu_s"], 1e-9), 1),
-                             "media_seconds_per_cpu_s": round(m["frames"] / FPS / max(m["cpu_s"], 1e-9), 2)})  # fmt: skip
+                             "frames_per_cpu_s": round(m["frames"] / cpu_s, 1),
+                             "media_seconds_per_cpu_s": round(m["frames"] / FPS / cpu_s, 2)})  # fmt: skip
             roi = root / f"out_{seconds:g}_roi" / "clip.mkv"
             if roi.exists():
                 from mome.data.roi import read_roi

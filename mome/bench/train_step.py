@@ -31,7 +31,8 @@ from mome.models.mome import MoMESpec
 
 PAIRS = [(4, 2), (4, 5), (16, 2), (16, 5)]
 WHISPER_BASE = dict(d_model=512, encoder_layers=6, encoder_attention_heads=8, encoder_ffn_dim=2048, num_mel_bins=80,
-                    max_source_positions=1500, decoder_layers=1, decoder_attention_heads=8, decoder_ffn_dim=2048)  # fmt: skip
+                    max_source_positions=1500,
+                    decoder_layers=1, decoder_attention_heads=8, decoder_ffn_dim=2048)  # fmt: skip
 AVHUBERT_HALF = dict(encoder_embed_dim=512, encoder_layers=6, encoder_ffn_embed_dim=2048, encoder_attention_heads=8,
                      resnet_width=32)  # fmt: skip
 TINY_WHISPER = dict(WHISPER_BASE, d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32)

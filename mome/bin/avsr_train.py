@@ -14,8 +14,8 @@ are the raw inputs of a modality that ``model_conf precomputed_features`` takes 
 or those features when the config encodes online; so one command line serves every config.
 Without ``--train_shape_file`` / ``--valid_shape_file`` the shape files are written from the data
 directories' utt2dur into ``<output_dir>/shape/{train,valid}.shape`` (video frames, ``batch_type: length``).
-Multi-GPU: ``--ngpu N --multiprocessing_distributed true``; CPU data-parallel:
-``torchrun --nproc_per_node N -m mome.bin.avsr_train ... --ngpu 0 --dist_backend gloo --multiprocessing_distributed false``.
+Multi-GPU: ``--ngpu N --multiprocessing_distributed true``; CPU data-parallel: ``torchrun --nproc_per_node N
+-m mome.bin.avsr_train ... --ngpu 0 --dist_backend gloo --multiprocessing_distributed false``.
 """
 
 from __future__ import annotations

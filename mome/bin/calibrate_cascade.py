@@ -51,8 +51,8 @@ def decode_set(avsr, data_dir: Path, pairs, cache: Path, batch_size: int) -> dic
     from mome.espnet.inference import decode_data_dir
     from mome.inference import format_pair
 
-    key = {"model_dir": str(Path(avsr.model_dir).absolute()), "beam_size": avsr.beam_size, "max_new_tokens": avsr.max_new_tokens,
-           "data_dir": str(data_dir.absolute())}  # fmt: skip
+    key = {"model_dir": str(Path(avsr.model_dir).absolute()), "beam_size": avsr.beam_size,
+           "max_new_tokens": avsr.max_new_tokens, "data_dir": str(data_dir.absolute())}  # fmt: skip
     if cache.is_file():
         body = json.loads(cache.read_text(encoding="utf-8"))
         if body.get("key") == key and all(format_pair(p) in body for p in pairs):
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = next(p for p in valid_points if p.threshold == threshold)
     path = cascade.save_calibration(
         a.save_to or a.model_dir, ladder, threshold, calibrated_on=str(a.valid_dir), beam_size=a.beam_size,
-        max_cost_share=a.max_cost_share, valid_wer=round(chosen.wer, 2), valid_cost_share=round(chosen.mean_cost / finest_valid.mean_cost, 3),
+        max_cost_share=a.max_cost_share, valid_wer=round(chosen.wer, 2),
+        valid_cost_share=round(chosen.mean_cost / finest_valid.mean_cost, 3),
     )  # fmt: skip
     logging.info(
         "threshold %.2f (validation WER %.2f %% at %.0f %% of %s's cost) -> %s",
@@ -220,27 +221,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     png = plot(fixed, points, threshold, out / "adaptive_rate.png", title, capped)
     lines = [
-        f"Test set `{test_dir}` ({len(test['utts'])} utterances), beam {a.beam_size}; ladder {' -> '.join(format_pair(p) for p in ladder)}; "
+        f"Test set `{test_dir}` ({len(test['utts'])} utterances), beam {a.beam_size}; "
+        f"ladder {' -> '.join(format_pair(p) for p in ladder)}; "
         f"threshold calibrated on `{a.valid_dir}`: **{threshold:g}** (validation WER {chosen.wer:.2f} % at "
-        f"{100 * chosen.mean_cost / finest_valid.mean_cost:.0f} % of {format_pair(ladder[-1])}'s cost, cap {100 * a.max_cost_share:.0f} %).",
-        "Cost: mean LLM forward TFLOPs per utterance (prompt + hypothesis + <eos> at every pair decoded, 2 x parameters per token).",
+        f"{100 * chosen.mean_cost / finest_valid.mean_cost:.0f} % of {format_pair(ladder[-1])}'s cost, "
+        f"cap {100 * a.max_cost_share:.0f} %).",
+        "Cost: mean LLM forward TFLOPs per utterance "
+        "(prompt + hypothesis + <eos> at every pair decoded, 2 x parameters per token).",
         "",
-        f"| decoding | threshold | WER % | mean LLM TFLOPs / utt | x {format_pair(ladder[-1])} cost | fell back | capped at finest: WER % | x cost |",
+        f"| decoding | threshold | WER % | mean LLM TFLOPs / utt | x {format_pair(ladder[-1])} cost | fell back "
+        "| capped at finest: WER % | x cost |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for p in fixed:
         lines.append(
-            f"| fixed {format_pair(p.pair)} | - | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | - | - | - |"
+            f"| fixed {format_pair(p.pair)} | - | {p.wer:.2f} | {p.mean_cost:.3e} "
+            f"| {p.mean_cost / finest.mean_cost:.2f} | - | - | - |"
         )
     for p, c in zip(points, capped):
         star = " (calibrated)" if p.threshold == threshold else ""
-        lines.append(f"| auto{star} | {p.threshold:g} | {p.wer:.2f} | {p.mean_cost:.3e} | {p.mean_cost / finest.mean_cost:.2f} | "
-                     f"{100 * p.fallback_share:.0f} % | {c.wer:.2f} | {c.mean_cost / finest.mean_cost:.2f} |")  # fmt: skip
+        lines.append(f"| auto{star} | {p.threshold:g} | {p.wer:.2f} | {p.mean_cost:.3e} "
+                     f"| {p.mean_cost / finest.mean_cost:.2f} | {100 * p.fallback_share:.0f} % "
+                     f"| {c.wer:.2f} | {c.mean_cost / finest.mean_cost:.2f} |")  # fmt: skip
     (out / "adaptive_rate.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "adaptive_rate.json").write_text(json.dumps({
         "threshold": threshold, "ladder": [format_pair(p) for p in ladder], "sclite_or_python_wer": checks,
         "fixed": [{"pair": format_pair(p.pair), "wer": p.wer, "mean_tflops": p.mean_cost} for p in fixed],
-        "cascade": [vars(p) | {"pair": None} for p in points], "cascade_capped": [vars(p) | {"pair": None} for p in capped],
+        "cascade": [vars(p) | {"pair": None} for p in points],
+        "cascade_capped": [vars(p) | {"pair": None} for p in capped],
     }, indent=1), encoding="utf-8")  # fmt: skip
     print("\n".join(lines))
     logging.info("figure %s, table %s", png, out / "adaptive_rate.md")

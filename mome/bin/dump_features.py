@@ -1,6 +1,7 @@
 """Encode a data directory once with the frozen encoders of a training config (see mome.espnet.features).
 
-    python -m mome.bin.dump_features --config conf/train_mome.yaml --data_dir data/train --output_dir dump/features/train \\
+    python -m mome.bin.dump_features --config conf/train_mome.yaml --data_dir data/train \\
+        --output_dir dump/features/train \\
         [--modalities audio video] [--batch_size 8] [--device cuda] [--dtype bfloat16] [--num_workers 2]
 
 Writes <output_dir>/{audio,video}_feats.{ark,scp} (Kaldi, float32 (frames, dim) per utterance),

@@ -1,6 +1,7 @@
 """Stage 2: 16 kHz wavs and 96x96 mouth ROIs for a data directory (see mome.data.extract).
 
-    python -m mome.bin.extract --data_dir data/SET --dump_dir dump/SET [--job J --njobs N | --merge] [--landmarks detect]
+    python -m mome.bin.extract --data_dir data/SET --dump_dir dump/SET [--job J --njobs N | --merge] \\
+        [--landmarks detect]
 
 --job J --njobs N extracts the J-th of N shards (1-based; resumable: finished utterances are kept);
 --merge writes wav.scp / roi.scp, logs skipped utterances to data/SET/skipped.txt and filters the

@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"rates": [vars(c) for c in costs]}))
         return 0
     print(
-        f"LLM {a.llm_config}: {per_token:,} parameters per token (all but the input embedding table; a tied output head counted), "
+        f"LLM {a.llm_config}: {per_token:,} parameters per token "
+        "(all but the input embedding table; a tied output head counted), "
         f"{2 * per_token / 1e12:.3e} TFLOPs per token; {a.seconds:g} s, {a.text_tokens} text tokens"
     )
     print(f"{'audio_rate':>10} {'video_rate':>10} {'tokens':>8} {'tflops':>10}")

@@ -119,9 +119,13 @@ def describe(spec: MoMESpec | LoRASpec, hidden: int) -> str:
     if isinstance(spec, MoMESpec):
         return (
             f"MoME: {spec.experts} routed experts (top-{spec.top_k}), {spec.shared_experts} shared, "
-            f"width {spec.bottleneck}, {spec.location}, {'per-scale routers' if spec.router_per_scale else 'one router'}"
+            f"width {spec.bottleneck}, {spec.location}, "
+            f"{'per-scale routers' if spec.router_per_scale else 'one router'}"
         )
-    return f"{spec.kind}: LoRA on {','.join(spec.targets)}, rank {spec.rank(hidden)} (= {hidden} / {spec.reduction}), alpha {spec.alpha:g}"
+    return (
+        f"{spec.kind}: LoRA on {','.join(spec.targets)}, rank {spec.rank(hidden)} (= {hidden} / {spec.reduction}), "
+        f"alpha {spec.alpha:g}"
+    )
 
 
 @entry_point(PROG)

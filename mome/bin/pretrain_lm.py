@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         modality, _, path = item.partition("=")
         if modality not in SCRIPT_PREFIXES or not Path(path).is_file():
             p.error(
-                f"--lexicon {item}: give MODALITY=FILE with MODALITY in {sorted(SCRIPT_PREFIXES)} and an existing lexiconp.txt"
+                f"--lexicon {item}: give MODALITY=FILE with MODALITY in {sorted(SCRIPT_PREFIXES)} "
+                "and an existing lexiconp.txt"
             )
         lexicons[modality] = read_lexicon(path)
     exclude = read_sentences(a.exclude)

@@ -275,8 +275,8 @@ def stream_rois(
     stream: FrameStream | str, points: np.ndarray, spans: dict, rois: dict, failed: dict, landmarks=None
 ) -> int:
     """Decode ``stream`` (a :class:`mome.data.media.FrameStream`, or a video path: upright frames at 25 fps with
-    the decoded frame each one is) and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of the
-    segments (``spans``: utt -> [first, last) frames at 25 fps) it overlaps, with the clean ``points`` of the
+    the decoded frame each one is) and crop each chunk of frames into the ROI writers (``rois``: utt -> RoiWriter) of
+    the segments (``spans``: utt -> [first, last) frames at 25 fps) it overlaps, with the clean ``points`` of the
     decoded frames (T, 68, 2); returns the number of 25 fps frames. A segment whose crop fails (e.g. all
     stable points on one spot) lands in ``failed`` (utt -> reason, naming ``landmarks``); a decoding error
     raises Skip."""

@@ -7,7 +7,8 @@ writes, per modality, Kaldi ``<modality>_feats.ark`` / ``.scp`` (float32 ``(T', 
 the encoder's output length) and ``<modality>_feats_shape`` (``<utt> T',D``), plus the data directory's
 ``utt2dur`` for the batch samplers' shape files:
 
-    python -m mome.bin.dump_features --config conf/train_mome.yaml --data_dir data/train --output_dir dump/features/train
+    python -m mome.bin.dump_features --config conf/train_mome.yaml --data_dir data/train \\
+        --output_dir dump/features/train
 
 Training then takes ``--train_data_path_and_name_and_type dump/features/train/audio_feats.scp,audio_feats,kaldi_ark``
 (likewise ``video_feats``) with ``model_conf: {precomputed_features: true}``. Augmentation of a modality

@@ -130,7 +130,8 @@ class AVSRPreprocessor:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(train={self.train}, noise={self.noise_path}, snrs={self.snrs}, "
-            f"audio_mask={self.audio_mask}, video_mask={self.video_mask}, crop={self.crop_size}, speed_perturb={self.speed_perturb})"
+            f"audio_mask={self.audio_mask}, video_mask={self.video_mask}, crop={self.crop_size}, "
+            f"speed_perturb={self.speed_perturb})"
         )
 
     @property

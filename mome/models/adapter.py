@@ -43,7 +43,8 @@ class LLMAdapter(nn.Module):
             low = high = index
         if not 0 <= low <= high < self.n_scales:
             raise ValueError(
-                f"scale index {index if low == high else (low, high)} out of range: this adapter was built for {self.n_scales} scales"
+                f"scale index {index if low == high else (low, high)} out of range: "
+                f"this adapter was built for {self.n_scales} scales"
             )
         self.scale = index
 

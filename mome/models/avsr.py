@@ -166,7 +166,8 @@ class AVSRModel(nn.Module):
         given = {m: (x, n) for m, (x, n) in (features or {}).items() if x is not None}
         if set(given) - set(MODALITIES):
             raise ValueError(
-                f"precomputed features of unknown modalities {sorted(set(given) - set(MODALITIES))}; known: {MODALITIES}"
+                f"precomputed features of unknown modalities {sorted(set(given) - set(MODALITIES))}; "
+                f"known: {MODALITIES}"
             )
         inputs = {"audio": (audio, audio_lengths), "video": (video, video_lengths)}
         for modality, (x, _) in inputs.items():

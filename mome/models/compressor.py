@@ -83,7 +83,8 @@ class Compressor(nn.Module):
     def check_rate(self, modality: str, rate: int) -> None:
         if rate not in self.rates[modality]:
             raise ValueError(
-                f"{modality} rate {rate} was not built into this model; allowed {modality} rates: {self.rates[modality]}"
+                f"{modality} rate {rate} was not built into this model; "
+                f"allowed {modality} rates: {self.rates[modality]}"
             )
 
     def output_size(self, input_size: int, rate: int) -> int:

@@ -303,7 +303,8 @@ def pretrain_lm(
     """Train the tokenizer and the LM and write both to ``out_dir`` (``save_pretrained``), with
     ``pretraining.json`` (settings and figures); whole or not at all (a temporary directory renamed at the end).
     ``lexicons``: modality -> pronunciation lexicon (:func:`mome.data.synth.alignments.read_lexicon`) of the
-    scripts to spell sentences in; ``pool``: sentences to train on instead of the grammar's. Returns the evaluation figures on ``eval_sentences``."""
+    scripts to spell sentences in; ``pool``: sentences to train on instead of the grammar's. Returns the evaluation
+    figures on ``eval_sentences``."""
     from transformers import Trainer, TrainingArguments
 
     config = config or LMConfig()

@@ -27,8 +27,9 @@ def convert_gguf_llm(gguf_file: str | Path, out_dir: str | Path | None = None, d
     """Load a GGUF causal LM and its tokenizer; ``save_pretrained`` both to ``out_dir`` if given.
 
     dtype: the dtype of the written weights (float32 keeps the de-quantised values exactly). Returns
-    (model, tokenizer). Raises FileNotFoundError for a missing file, MissingPackageError (an ImportError) when the ``gguf``
-    package is absent, GGUFConversionError when the tokenizer has no eos token or the model is not quantised by GGUF.
+    (model, tokenizer). Raises FileNotFoundError for a missing file, MissingPackageError (an ImportError) when the
+    ``gguf`` package is absent, GGUFConversionError when the tokenizer has no eos token or the model is not quantised
+    by GGUF.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

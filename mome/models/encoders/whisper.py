@@ -72,7 +72,8 @@ def encoder_state_dict(state: dict[str, torch.Tensor], source: str = "") -> dict
 
 
 def _random_encoder(config) -> nn.Module:
-    """A randomly initialised ``WhisperEncoder`` from a ``WhisperConfig``, a dict of its fields or a JSON file of them."""
+    """A randomly initialised ``WhisperEncoder`` from a ``WhisperConfig``, a dict of its fields or a JSON file of
+    them."""
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
