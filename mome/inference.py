@@ -122,8 +122,8 @@ def read_config(model_dir: Path, bases: Sequence[Path] | None = None) -> argpars
 
 
 def _load(model_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu"):
-    """(:class:`~mome.espnet.model.AVSRESPnetModel` in eval mode, its config) of a training output directory or
-    a packed folder (its manifest names the checkpoint)."""
+    """(:class:`~mome.espnet.model.AVSRESPnetModel` in eval mode, its config, the checkpoint file) of a training
+    output directory or a packed folder (its manifest names the checkpoint)."""
     from mome.espnet.task import AVSRTask
 
     model_dir = Path(model_dir)
@@ -141,7 +141,7 @@ def _load(model_dir: str | Path, checkpoint: str | Path | None = None, device: s
     except RuntimeError as e:
         raise ValueError(f"{checkpoint} does not fit the model of {model_dir / 'config.yaml'}: {e}") from None
     log.info("loaded %s with %s", model_dir / "config.yaml", checkpoint)
-    return model.to(device).eval(), args
+    return model.to(device).eval(), args, checkpoint
 
 
 # --------------------------------------------------------------------------------------------------
@@ -313,6 +313,8 @@ class AVSR2Text:
             raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
         self.model = model
         self.args = args
+        self.model_dir: Path | None = None  # where from_pretrained found it, and its weights file
+        self.checkpoint: Path | None = None
         self.beam_size = beam_size
         self.max_new_tokens = max_new_tokens
         self.dtype = dtype
@@ -339,8 +341,10 @@ class AVSR2Text:
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise FileNotFoundError(f"model directory {model_dir} does not exist")
-        model, args = _load(model_dir, checkpoint, device)
-        return cls(model, args, beam_size, max_new_tokens, dtype, cascade_lib.load_calibration(model_dir))
+        model, args, checkpoint = _load(model_dir, checkpoint, device)
+        avsr = cls(model, args, beam_size, max_new_tokens, dtype, cascade_lib.load_calibration(model_dir))
+        avsr.model_dir, avsr.checkpoint = model_dir, checkpoint
+        return avsr
 
     # -- configuration -------------------------------------------------------------------------------
     @property

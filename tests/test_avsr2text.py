@@ -292,3 +292,29 @@ def test_mome_transcribe_takes_a_folder_and_writes_text_or_json(trained, avsr, t
     assert {"text", "rates", "confidence", "llm_input_tokens", "llm_tflops", "tried"} <= set(rows[0])
     assert rows[0]["rates"] in ("16,5", "4,2") and 0 <= rows[0]["confidence"] <= 1 and "error" in rows[2]
     assert "broken.mp4" in captured.err
+
+
+def test_calibration_decodes_are_reused_until_the_checkpoint_changes(trained, tmp_path, monkeypatch):
+    """calibrate_cascade caches a data directory's decodes; a model retrained in place (a new checkpoint file)
+    must be decoded again, not scored from the old model's hypotheses."""
+    from mome.bin import calibrate_cascade
+    from mome.espnet import inference as stage5
+
+    exp, test_dir = trained
+    model_dir = tmp_path / "model"
+    shutil.copytree(exp, model_dir)
+    calls = []
+    real = stage5.decode_data_dir
+    monkeypatch.setattr(stage5, "decode_data_dir", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pairs = [(16, 5)]
+    cache = tmp_path / "decodes.json"
+
+    def decode():
+        avsr = AVSR2Text.from_pretrained(model_dir, beam_size=1, max_new_tokens=3)
+        return calibrate_cascade.decode_set(avsr, test_dir, pairs, cache, batch_size=4)
+
+    first = decode()
+    assert decode() == first and len(calls) == 1  # the same model: reused
+    weights = model_dir / "valid.loss.ave.pth"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # "retrained"
+    assert decode()["utts"] == first["utts"] and len(calls) == 2

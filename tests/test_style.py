@@ -1,4 +1,4 @@
-"""The tree passes ruff (ruff.toml: format, and the E, F, I rules at 120 columns), so CI's test command checks style.
+"""The tree passes ruff (pyproject.toml: format, and the E, F, I rules at 120 columns): CI's test command checks style.
 
 Fix a failure with ``tools/venv/bin/ruff format . && tools/venv/bin/ruff check --fix .`` and wrap what remains.
 """

@@ -51,8 +51,11 @@ def decode_set(avsr, data_dir: Path, pairs, cache: Path, batch_size: int) -> dic
     from mome.espnet.inference import decode_data_dir
     from mome.inference import format_pair
 
-    key = {"model_dir": str(Path(avsr.model_dir).absolute()), "beam_size": avsr.beam_size,
-           "max_new_tokens": avsr.max_new_tokens, "data_dir": str(data_dir.absolute())}  # fmt: skip
+    # a model retrained in place has a new checkpoint file: its size and time are part of the key
+    weights = Path(avsr.checkpoint).absolute()
+    key = {"checkpoint": [str(weights), weights.stat().st_size, weights.stat().st_mtime_ns],
+           "beam_size": avsr.beam_size, "max_new_tokens": avsr.max_new_tokens,
+           "data_dir": str(data_dir.absolute())}  # fmt: skip
     if cache.is_file():
         body = json.loads(cache.read_text(encoding="utf-8"))
         if body.get("key") == key and all(format_pair(p) in body for p in pairs):
@@ -164,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     from mome.inference import AVSR2Text, format_pair
 
     avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens)
-    avsr.model_dir = a.model_dir
     ladder = cascade.default_ladder(avsr.trained_pairs) if a.ladder is None else [avsr.check_pair(p) for p in a.ladder]
     out = Path(a.output_dir or Path(a.model_dir) / "cascade")
     for d in (a.valid_dir, a.test_dir):
