@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 import yaml
 
 from mome.data.roi import write_roi
@@ -36,6 +37,19 @@ TINY_CONFIG = {
     "use_matplotlib": False,
     "seed": 0,
 }
+
+
+def tiny_batch() -> dict[str, torch.Tensor]:
+    """A collated batch of two utterances as ESPnet's collate gives it: token ids (-1 padded), 0.5 / 0.375 s of
+    16 kHz audio, 12 / 9 frames of 88x88 mouth ROI."""
+    return {
+        "text": torch.tensor([[5, 6, 7], [8, 9, -1]]),
+        "text_lengths": torch.tensor([3, 2]),
+        "audio": torch.randn(2, 8000),
+        "audio_lengths": torch.tensor([8000, 6000]),
+        "video": torch.randn(2, 12, 88, 88),
+        "video_lengths": torch.tensor([12, 9]),
+    }
 
 
 def make_data_dir(

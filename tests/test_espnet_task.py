@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from espnet_fixtures import data_options, make_data_dir, make_pretrained, write_config
+from espnet_fixtures import data_options, make_data_dir, make_pretrained, tiny_batch, write_config
 
 from mome.atomic import KILL_IN_SAVE
 from mome.bin import avsr_train
@@ -189,14 +189,7 @@ def test_encoders_run_once_per_batch_for_all_rate_pairs(data, tmp_path):
     calls = {"audio": 0, "video": 0}
     for name, encoder in model.avsr.encoders.items():
         encoder.register_forward_hook(lambda *a, name=name: calls.__setitem__(name, calls[name] + 1))
-    batch = {
-        "text": torch.tensor([[5, 6, 7], [8, 9, -1]]),
-        "text_lengths": torch.tensor([3, 2]),
-        "audio": torch.randn(2, 8000),
-        "audio_lengths": torch.tensor([8000, 6000]),
-        "video": torch.randn(2, 12, 88, 88),
-        "video_lengths": torch.tensor([12, 9]),
-    }
+    batch = tiny_batch()
     loss, stats, weight = model(**batch)
     assert calls == {"audio": 1, "video": 1}
     assert {k for k in stats if k.startswith("loss_ra")} == {

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from espnet2.utils.get_default_kwargs import get_default_kwargs
-from espnet_fixtures import data_options, make_data_dir, write_config
+from espnet_fixtures import data_options, make_data_dir, tiny_batch, write_config
 from torch import nn
 
 from mome.bin import avsr_train
@@ -97,14 +97,7 @@ def test_new_encoder_adapter_and_compressor_build_forward_and_train(registered, 
     assert isinstance(avsr.compressor, StridedCompressor) and isinstance(avsr.adapter.spec, ParityLoRASpec)
     assert avsr.rate_pairs == [(3, 2), (3, 4), (6, 2), (6, 4)]  # the new compressor's rates: conf over defaults
     assert avsr.pair_groups() == [[0], [1], [2], [3]]  # LoRA variants: one pass per scale
-    batch = {
-        "text": torch.tensor([[5, 6, 7], [8, 9, -1]]),
-        "text_lengths": torch.tensor([3, 2]),
-        "audio": torch.randn(2, 8000),
-        "audio_lengths": torch.tensor([8000, 6000]),
-        "video": torch.randn(2, 12, 88, 88),
-        "video_lengths": torch.tensor([12, 9]),
-    }
+    batch = tiny_batch()
     loss, stats, _ = model(**batch)
     loss.backward()
     assert avsr.encoders["audio"].proj.weight.grad is not None
