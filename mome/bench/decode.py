@@ -1,4 +1,4 @@
-"""Stage 4 throughput: utterances per CPU-second of ``decode_data_dir`` at beam 1 and 5, batch 1 and 8.
+"""Stage 5 throughput: utterances per CPU-second of ``decode_data_dir`` at beam 1 and 5, batch 1 and 8.
 
 What stage 4 runs, end to end: ESPnet's dataset reads each utterance's wav and 96x96 mouth ROI (FFV1) from
 a data directory, the task's evaluation preprocessing crops and normalises them, the batch is encoded once

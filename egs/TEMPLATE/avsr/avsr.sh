@@ -47,9 +47,8 @@ decode_config=conf/decode.yaml      # beam size, checkpoint, batch size of stage
 expdir=exp         # trained models, decodings, RESULTS.md
 ngpu=0             # GPUs per training job (>1: torch DDP through ESPnet's launcher)
 nproc=1            # CPU only: data-parallel processes per training job (torchrun, gloo back-end)
-features=auto      # auto: the modalities a config's model_conf precomputed_features names are encoded once with its
-                   # frozen encoders (dump/features/, shared by configs with the same encoder) and trained from;
-                   # true: every modality so (no audio/video augmentation); false: all encoded online
+features=auto      # auto: encode once (dump/features/) the modalities of the config's precomputed_features; true: all (no augmentation); false: none
+                   # (the features are shared by configs with the same frozen encoder)
 train_args=        # more avsr_train options, e.g. "--max_epoch 1"
 decode_args=       # more avsr_inference options, e.g. "--beam_size 1"
 pretrain_args=     # more options of the recipe's local/pretrain.sh (stage 3), e.g. "--lm_args '--max_steps 100'"
