@@ -104,17 +104,12 @@ def write_config(path: Path, tokenizer_dir: Path, texts: Path, **overrides) -> P
     return path
 
 
-def make_pretrained(root: Path) -> Path:
-    """Tiny stand-ins for $MOME_PRETRAINED: whisper-medium/, large_vox_iter5.pt, Llama-3.2-1B/."""
-    import torch
-    from transformers import WhisperConfig, WhisperModel
+def tiny_whisper_config(max_source_positions: int = 1500):
+    """A Whisper of width 32, one encoder and one decoder layer; ``max_source_positions``: its window in
+    encoder frames (50 / s after the convolutions; 1500: Whisper's 30 s)."""
+    from transformers import WhisperConfig
 
-    from mome.models.encoders.avhubert import AVHubertVideoEncoder
-    from mome.models.encoders.avhubert_checkpoint import fairseq_style_checkpoint
-    from mome.models.tiny_llm import make_tiny_llm
-
-    root.mkdir(parents=True, exist_ok=True)
-    whisper = WhisperConfig(
+    return WhisperConfig(
         d_model=32,
         encoder_layers=1,
         decoder_layers=1,
@@ -123,14 +118,39 @@ def make_pretrained(root: Path) -> Path:
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
         num_mel_bins=80,
-        max_source_positions=1500,
+        max_source_positions=max_source_positions,
         vocab_size=100,
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
         decoder_start_token_id=1,
     )
-    WhisperModel(whisper).save_pretrained(root / "whisper-medium")
+
+
+def train_tiny_model(root: Path, test_clips: int) -> tuple[Path, Path]:
+    """(exp dir, test data dir): the tiny config trained on 4 clips (validation 2) by ``avsr_train``, and a data
+    directory of ``test_clips`` unseen clips (``tst`` speakers)."""
+    from mome.bin import avsr_train
+
+    train_dir, valid_dir = make_data_dir(root / "train", 4), make_data_dir(root / "valid", 2, seed=1)
+    test_dir = make_data_dir(root / "test", test_clips, seed=2, prefix="tst")
+    config = write_config(root / "train.yaml", root / "tokenizer", train_dir / "text")
+    exp = root / "exp" / "mome"
+    avsr_train.main(["--config", str(config), "--output_dir", str(exp), *data_options(train_dir, valid_dir)])
+    return exp, test_dir
+
+
+def make_pretrained(root: Path) -> Path:
+    """Tiny stand-ins for $MOME_PRETRAINED: whisper-medium/, large_vox_iter5.pt, Llama-3.2-1B/."""
+    import torch
+    from transformers import WhisperModel
+
+    from mome.models.encoders.avhubert import AVHubertVideoEncoder
+    from mome.models.encoders.avhubert_checkpoint import fairseq_style_checkpoint
+    from mome.models.tiny_llm import make_tiny_llm
+
+    root.mkdir(parents=True, exist_ok=True)
+    WhisperModel(tiny_whisper_config()).save_pretrained(root / "whisper-medium")
     torch.save(fairseq_style_checkpoint(AVHubertVideoEncoder("tiny")), root / "large_vox_iter5.pt")
     make_tiny_llm(
         ["the cat sat on the mat", "a dog ran home"],

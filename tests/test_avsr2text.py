@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-from espnet_fixtures import data_options, make_data_dir, write_config
+from espnet_fixtures import train_tiny_model
 
 from mome import cascade
-from mome.bin import avsr_inference, avsr_train, pack_model, transcribe
+from mome.bin import avsr_inference, pack_model, transcribe
 from mome.data.kaldi import read_table
 from mome.data.media import write_mp4
 from mome.data.roi import read_roi
@@ -31,13 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("avsr2text")
-    train_dir, valid_dir = make_data_dir(root / "train", 4), make_data_dir(root / "valid", 2, seed=1)
-    test_dir = make_data_dir(root / "test", 6, seed=2, prefix="tst")
-    config = write_config(root / "train.yaml", root / "tokenizer", train_dir / "text")
-    exp = root / "exp" / "mome"
-    avsr_train.main(["--config", str(config), "--output_dir", str(exp), *data_options(train_dir, valid_dir)])
-    return exp, test_dir
+    return train_tiny_model(tmp_path_factory.mktemp("avsr2text"), test_clips=6)
 
 
 @pytest.fixture(scope="module")

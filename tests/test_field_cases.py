@@ -376,32 +376,15 @@ def whisper_window_model(tmp_path_factory):
     """A model whose frozen Whisper stand-in has a 1 s window (max_source_positions 50), and a test set
     with one 2.5 s utterance among short ones."""
     from espnet_fixtures import make_data_dir as make_espnet_data_dir
-    from espnet_fixtures import write_config
-    from transformers import WhisperConfig, WhisperModel
+    from espnet_fixtures import tiny_whisper_config, write_config
+    from transformers import WhisperModel
 
     from mome.espnet.features import load_config
     from mome.espnet.task import AVSRTask
 
     root = tmp_path_factory.mktemp("window")
     torch.manual_seed(0)
-    WhisperModel(
-        WhisperConfig(
-            d_model=32,
-            encoder_layers=1,
-            decoder_layers=1,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            num_mel_bins=80,
-            max_source_positions=50,
-            vocab_size=100,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-            decoder_start_token_id=1,
-        )
-    ).save_pretrained(root / "whisper")
+    WhisperModel(tiny_whisper_config(max_source_positions=50)).save_pretrained(root / "whisper")
     data = make_espnet_data_dir(root / "test", 4)
     long = "spk1_9999"
     sf.write(data / f"{long}.wav", 0.3 * tone(2.5, seed=7), SR, subtype="PCM_16")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from espnet_fixtures import data_options, make_data_dir, write_config
+from espnet_fixtures import data_options, train_tiny_model, write_config
 
 from mome.bin import avsr_inference, avsr_train, transcribe
 from mome.espnet.inference import clean_hypothesis, decode_data_dir
@@ -20,13 +20,7 @@ PAIRS = [(4, 2), (4, 5), (16, 2), (16, 5)]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inference")
-    train_dir, valid_dir = make_data_dir(root / "train", 4), make_data_dir(root / "valid", 2, seed=1)
-    test_dir = make_data_dir(root / "test", 5, seed=2, prefix="tst")
-    config = write_config(root / "train.yaml", root / "tokenizer", train_dir / "text")
-    exp = root / "exp" / "mome"
-    avsr_train.main(["--config", str(config), "--output_dir", str(exp), *data_options(train_dir, valid_dir)])
-    return exp, test_dir
+    return train_tiny_model(tmp_path_factory.mktemp("inference"), test_clips=5)
 
 
 def read_text(path: Path) -> dict[str, str]:
