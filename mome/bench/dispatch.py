@@ -36,6 +36,7 @@ class LoopMoME(nn.Module):
         return hidden @ bank.up_weight[e] + bank.up_bias[e]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., d) hidden states -> (..., d) adapter output and (N, k) chosen experts, N = tokens."""
         layer = self.layer
         flat = x.reshape(-1, x.shape[-1])
         logits = layer.routers[0](flat)

@@ -97,6 +97,10 @@ class AVSRESPnetModel(AbsESPnetModel):
         utt_id=None,
         **kwargs,
     ):
+        """ESPnet's training step on one collated batch: ``text`` (B, L) LLM token ids padded with -1,
+        ``text_lengths`` (B,); ``audio`` (B, S) 16 kHz samples and ``video`` (B, T, 96, 96) uint8 mouth ROIs with
+        their (B,) lengths, or their frozen encoders' features ``audio_feats`` / ``video_feats`` (B, T', D); returns
+        ESPnet's ``(loss, stats, weight)``, the loss the mean over the trained rate pairs."""
         targets = [row[: int(n)] for row, n in zip(text, text_lengths)]
         features = {"audio": (audio_feats, audio_feats_lengths), "video": (video_feats, video_feats_lengths)}
         out = self.avsr(

@@ -57,6 +57,9 @@ class FrameClassifierESPnetModel(AbsESPnetModel):
         return self.classifier.encoder
 
     def forward(self, labels: torch.Tensor, labels_lengths: torch.Tensor, utt_id=None, **batch):
+        """``labels`` (B, T) frame classes (phonemes or visemes, -1 for none) with (B,) lengths, and the
+        modality's input in ``batch`` (``audio`` (B, S) samples or ``video`` (B, T, H, W) frames, with lengths)
+        -> ESPnet's ``(loss, stats, weight)``; stats hold the loss and the frame accuracy."""
         x, lengths = batch.get(self.modality), batch.get(f"{self.modality}_lengths")
         if x is None:
             raise ValueError(f"the batch holds no {self.modality!r} input (data names: {sorted(batch)})")

@@ -130,6 +130,8 @@ class BottleneckExperts(nn.Module):
         return sum(p.numel() for p in self.parameters()) // self.n if self.n else 0
 
     def forward(self, x: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, d) tokens -> (N, d): the sum over the n experts of each one's GELU bottleneck output, each
+        weighted by its column of ``gates`` (N, n) when given (zero: that expert adds nothing), else all weighted 1."""
         hidden = nn.functional.gelu((x @ self.down_weight.flatten(1)).view(-1, self.n, self.width) + self.down_bias)
         if gates is None:
             return hidden.flatten(1) @ self.up_weight.flatten(0, 1) + self.up_bias.sum(0)
@@ -256,6 +258,9 @@ class MoMELayer(nn.Module):
         return scale.to(self.top_k_table.device).view(-1, *([1] * (len(lead) - 1))).expand(lead).reshape(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., d) hidden states of the LLM sub-layer's input -> (..., d) adapter output, to add to the
+        sub-layer's own: the top-k routed experts (the router of the current scale, :attr:`state`) plus the
+        shared ones."""
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1]).to(self.routers[0].weight.dtype)
         logits, weights, chosen = self._route(flat, self._token_scales(lead))

@@ -119,6 +119,7 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, C', H / stride, W / stride)."""
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -143,6 +144,7 @@ class ResNet18Trunk(nn.Module):
         self.output_size = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, w, H, W) stem output -> (N, 8w), pooled over space."""
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = stage(x)
         return x.mean(dim=(2, 3))
@@ -163,6 +165,7 @@ class VideoResNet(nn.Module):
         self.output_size = self.trunk.output_size
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, H, W) gray frames -> (B, T, 8 x width)."""
         batch, time = frames.shape[:2]
         x = self.frontend3D(frames.unsqueeze(1))  # (B, C, T, H', W')
         x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')
@@ -187,6 +190,7 @@ class WeightNormConv1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, C, T + 1 if the kernel is even else T)."""
         weight = self.weight_v * (self.weight_g / self.weight_v.norm(dim=(0, 1), keepdim=True))
         return nn.functional.conv1d(x, weight, self.bias, padding=self.padding, groups=self.groups)
 
@@ -200,6 +204,7 @@ class ConvPositionEmbedding(nn.Module):
         self.trim = 1 if kernel_size % 2 == 0 else 0  # an even kernel yields one extra step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        """(B, T, D) -> (B, T, D) position information, added by the caller."""
         out = self.conv(x.transpose(1, 2))
         if self.trim:
             out = out[..., : -self.trim]
@@ -217,6 +222,7 @@ class SelfAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) states, (B, T) bool mask of the keys to attend to -> (B, T, D)."""
         batch, time, dim = x.shape
 
         def split(t: torch.Tensor) -> torch.Tensor:
@@ -254,6 +260,7 @@ class TransformerLayer(nn.Module):
         return self.dropout(self.fc2(self.activation_dropout(nn.functional.gelu(self.fc1(x)))))
 
     def forward(self, x: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) states, (B, T) bool mask of the valid keys -> (B, T, D)."""
         if self.layer_norm_first:
             x = x + self._attention(self.self_attn_layer_norm(x), key_valid)
             return x + self._feed_forward(self.final_layer_norm(x))
@@ -273,6 +280,7 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(TransformerLayer(cfg) for _ in range(cfg.encoder_layers))
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) frame features, (B, T) bool mask of the valid frames -> (B, T, D) hidden states."""
         x = x * valid[..., None]  # padded steps must not leak into the position convolution
         x = x + self.pos_conv(x)
         if not self.layer_norm_first:
@@ -344,6 +352,8 @@ class AVHubertVideoEncoder(Encoder):
         self.set_frozen(frozen)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, H, W) mouth-ROI frames (88x88 in AV-HuBERT's setting), (B,) lengths in frames ->
+        ((B, T, encoder_embed_dim) features at 25 per second, (B,) lengths). Raises ValueError for another rank."""
         if x.dim() != 4:
             raise ValueError(f"video must be (batch, frames, height, width), got shape {tuple(x.shape)}")
         lengths = check_lengths(x, lengths)

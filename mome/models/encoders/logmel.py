@@ -51,6 +51,10 @@ class WhisperLogMel(nn.Module):
         min_frames: int = 0,
         extra_frames: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) 16 kHz waveform, (B,) lengths in samples -> ((B, n_mels, F) log-mel frames at 100 per second,
+        Whisper's normalisation, (B,) lengths in frames). F is the longest length rounded up to
+        ``pad_to_multiple``, at least ``min_frames``, plus ``extra_frames`` of silence. Raises ValueError for
+        another rank."""
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be (batch, samples), got shape {tuple(waveform.shape)}")
         lengths = check_lengths(waveform, lengths)

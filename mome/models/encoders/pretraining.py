@@ -39,6 +39,8 @@ class FrameClassifier(nn.Module):
         self.head = nn.Linear(encoder.output_size, num_labels)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> FrameOutput:
+        """(B, ...) encoder input with (B,) lengths, (B, T) frame labels (-1: none) -> :class:`FrameOutput`
+        (mean cross-entropy over the labelled frames, their accuracy, their count)."""
         features, feature_lengths = self.encoder(x, lengths)
         frames = min(features.shape[1], labels.shape[1])
         logits = self.head(features[:, :frames])

@@ -45,6 +45,7 @@ class SmallTransformer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) tokens, (B, T) bool mask of the valid ones -> (B, T, D), sinusoidal positions added."""
         x = self.dropout(x + sinusoids(x.shape[1], x.shape[2], x.device).to(x.dtype))
         return self.norm(self.layers(x, src_key_padding_mask=~valid))
 
@@ -83,6 +84,8 @@ class SmallAudioEncoder(Encoder):
         self.set_frozen(frozen)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) 16 kHz waveform, (B,) lengths in samples -> ((B, T', dim) tokens at 100 / stride per second,
+        (B,) lengths)."""
         with self.grad_context():
             mel, frames = self.log_mel(x, lengths)
             mel = mel.to(self.conv1.weight.dtype) * valid_mask(frames, mel.shape[-1])[:, None, :]
@@ -150,6 +153,8 @@ class SmallVideoEncoder(Encoder):
         self.set_frozen(frozen)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, H, W) mouth-ROI frames, (B,) lengths in frames -> ((B, T, dim) tokens at 25 per second, (B,)
+        lengths). Raises ValueError for another rank."""
         if x.dim() != 4:
             raise ValueError(f"video must be (batch, frames, height, width), got shape {tuple(x.shape)}")
         lengths = check_lengths(x, lengths)

@@ -148,6 +148,8 @@ class WhisperAudioEncoder(Encoder):
         return encoder if dtype is None else encoder.to(dtype)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) 16 kHz waveform, (B,) lengths in samples -> ((B, T', d_model) features at 50 per second, (B,)
+        lengths in features). Audio longer than the 30 s window is encoded window by window and joined."""
         with self.grad_context():
             window = self.max_frames
             min_frames = window if self.pad_to_full else 0
