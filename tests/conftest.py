@@ -17,7 +17,7 @@ def one_thread():
 
 def pytest_terminal_summary(terminalreporter):
     """One line on the tests that need the real pretrained parts: how many ran, how many were skipped and why."""
-    from real_parts import GET, pretrained_root
+    from tests.helpers.real_parts import GET, pretrained_root
 
     def real(reports):
         return [r for r in reports if getattr(r, "when", "call") in ("setup", "call") and "real" in r.keywords]

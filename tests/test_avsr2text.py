@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-from espnet_fixtures import train_tiny_model
 
 from mome import cascade
 from mome.bin import avsr_inference, pack_model, transcribe
@@ -24,6 +23,7 @@ from mome.data.kaldi import read_table
 from mome.data.media import write_mp4
 from mome.data.roi import read_roi
 from mome.inference import AVSR2Text, Transcription, split_at_pauses
+from tests.helpers.espnet import train_tiny_model
 
 PAIRS = [(4, 2), (4, 5), (16, 2), (16, 5)]
 REPO = Path(__file__).resolve().parents[1]

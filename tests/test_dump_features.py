@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from espnet_fixtures import data_options, make_data_dir, make_pretrained, write_config
 
 from mome.bin import avsr_inference, avsr_train, dump_features
 from mome.espnet.choices import ConfigError
 from mome.espnet.features import frozen_encoders, load_config
 from mome.espnet.preprocess import AVSRPreprocessor
 from mome.espnet.task import AVSRTask
+from tests.helpers.espnet import data_options, make_data_dir, make_pretrained, write_config
 
 
 def frozen_config(path: Path, root: Path, texts: Path, pretrained: Path, **overrides) -> Path:
@@ -225,7 +225,7 @@ def test_recipe_trains_from_features_with_features_true(dumped, tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C")
     cmd = [str(repo / "egs/TEMPLATE/avsr/avsr.sh"), "--stage", "4", "--stop_stage", "4", "--features", "true",
            "--datadir", str(root), "--train_set", "train", "--valid_set", "valid", "--dumpdir", str(tmp_path / "dump"),
-           "--expdir", str(tmp_path / "exp"), "--train_configs", str(online),
+           "--expdir", str(tmp_path / "exp"), "--train_configs", str(online), "--tag", "online",
            "--train_args", "--max_epoch 1 --num_iters_per_epoch 1 --batch_type unsorted --batch_size 2"]  # fmt: skip
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     log = (tmp_path / "exp/online/train.log").read_text() if (tmp_path / "exp/online/train.log").exists() else ""

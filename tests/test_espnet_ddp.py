@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import torch
-from espnet_fixtures import data_options, make_data_dir, write_config
+
+from tests.helpers.espnet import data_options, make_data_dir, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

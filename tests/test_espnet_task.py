@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from espnet_fixtures import data_options, make_data_dir, make_pretrained, tiny_batch, write_config
 
 from mome.atomic import KILL_IN_SAVE
 from mome.bin import avsr_train
@@ -22,6 +21,7 @@ from mome.espnet.preprocess import AVSRPreprocessor, crop, time_mask
 from mome.espnet.shapes import write_shape_file
 from mome.espnet.task import AVSRTask
 from mome.models.llm import tokenize_transcript
+from tests.helpers.espnet import data_options, make_data_dir, make_pretrained, tiny_batch, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,13 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
-from media_fixtures import FPS, SR, Clip, make_data_dir
 
 from mome.bin.extract import main as extract_main
 from mome.data.extract import ExtractError, merge, roi_path, run_job, wav_path
 from mome.data.kaldi import read_skipped, read_table
 from mome.data.media import read_audio, read_wav
 from mome.data.roi import read_roi
+from tests.helpers.media import FPS, SR, Clip, make_data_dir
 
 # one whole clip with 0.3 s more audio than video; one 50-frame recording cut into two segments,
 # with a few frames of missing landmarks (interpolated, not skipped)

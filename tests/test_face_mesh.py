@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.path import Path as Polygon
-from media_fixtures import Clip, make_data_dir, tone
 
 from mome.bin.extract import main as extract_main
 from mome.data import kaldi
@@ -39,6 +38,7 @@ from mome.data.face_mesh import (
 from mome.data.landmarks import read_landmarks
 from mome.data.media import write_mp4
 from mome.data.roi import MEAN_FACE, ROI_SIZE, apply_transforms, crop_grid, prepare_landmarks, similarity_transforms
+from tests.helpers.media import Clip, make_data_dir, tone
 
 FIXTURE = Path(__file__).parent / "fixtures" / "astronaut_face_mesh.npy"
 LIPS_BY_HAND = {48: (202.5, 140.0), 54: (244.0, 141.0), 51: (222.5, 138.0), 57: (222.5, 154.0)}

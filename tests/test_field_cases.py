@@ -15,7 +15,6 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from media_fixtures import SR, Clip, face_landmarks, make_data_dir, render_face, tone, write_video
 
 from mome.bin import extract as extract_cli
 from mome.bin import make_noisy, transcribe
@@ -35,6 +34,7 @@ from mome.data.prepare import prepare_lrs3
 from mome.data.roi import crop_mouths, mouth_rois, prepare_landmarks, read_roi
 from mome.scoring.score import find_sclite, score
 from mome.text import normalize_text
+from tests.helpers.media import SR, Clip, face_landmarks, make_data_dir, render_face, tone, write_video
 
 FIELD = Path(__file__).parent / "fixtures" / "field_cases"
 ONE = 1 << 16  # 1.0 in the display matrix's 16.16 fixed point
@@ -375,12 +375,12 @@ def test_stage_2_reads_every_layout_and_skips_the_rest_with_reasons(tmp_path, ca
 def whisper_window_model(tmp_path_factory):
     """A model whose frozen Whisper stand-in has a 1 s window (max_source_positions 50), and a test set
     with one 2.5 s utterance among short ones."""
-    from espnet_fixtures import make_data_dir as make_espnet_data_dir
-    from espnet_fixtures import tiny_whisper_config, write_config
     from transformers import WhisperModel
 
     from mome.espnet.features import load_config
     from mome.espnet.task import AVSRTask
+    from tests.helpers.espnet import make_data_dir as make_espnet_data_dir
+    from tests.helpers.espnet import tiny_whisper_config, write_config
 
     root = tmp_path_factory.mktemp("window")
     torch.manual_seed(0)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from espnet_fixtures import data_options, train_tiny_model, write_config
 
 from mome.bin import avsr_inference, avsr_train, transcribe
 from mome.espnet.inference import clean_hypothesis, decode_data_dir
 from mome.espnet.task import AVSRTask
 from mome.inference import AVSR2Text, parse_rates
+from tests.helpers.espnet import data_options, train_tiny_model, write_config
 
 PAIRS = [(4, 2), (4, 5), (16, 2), (16, 5)]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from media_fixtures import FPS, SR, tone
 
 from mome.data.media import (
     MediaError,
@@ -18,6 +17,7 @@ from mome.data.media import (
     write_mp4,
     write_wav,
 )
+from tests.helpers.media import FPS, SR, tone
 
 
 def _frames(n: int, size: int = 64) -> np.ndarray:

@@ -6,12 +6,12 @@ import os
 
 import numpy as np
 import pytest
-from media_fixtures import tone
 
 from mome.bin.make_noisy import main as make_noisy_main
 from mome.data.kaldi import read_table, write_table
 from mome.data.media import read_wav, write_wav
 from mome.data.noise import DEFAULT_SNRS, mix, noise_segment, scale_to_snr, snr_db
+from tests.helpers.media import tone
 
 
 def _babble(seconds: float, seed: int = 1) -> np.ndarray:

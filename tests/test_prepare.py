@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from media_fixtures import Clip, write_clip
 
 from mome.bin.prepare_lrs import main as prepare_main
 from mome.data.kaldi import read_skipped, read_table, validate_data_dir
 from mome.data.lrs import Transcript, Word, write_lrs_txt
 from mome.data.prepare import PrepareError, prepare_lrs2, prepare_lrs3
+from tests.helpers.media import Clip, write_clip
 
 # pretrain/spkA/00001: 2.0 s, cut at max 1.0 s: HELLO..THERE spans 0.10-0.90; adding GOOD would span 1.20 s
 LONG_WORDS = [Word("HELLO", 0.10, 0.40), Word("THERE,", 0.50, 0.90), Word("GOOD", 1.00, 1.30), Word("{LG}", 1.30, 1.35),

@@ -9,10 +9,10 @@ import zipfile
 
 import pytest
 import torch
-from real_parts import pretrained_root, real_part
 
 from mome.models.llm import FrozenLLM, PromptBatch
 from mome.models.mome import MoMEAdapter, MoMESpec
+from tests.helpers.real_parts import pretrained_root, real_part
 
 pytestmark = pytest.mark.real
 

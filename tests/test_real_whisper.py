@@ -11,10 +11,10 @@ import re
 
 import pytest
 import torch
-from real_parts import real_part
 
 from mome.data.media import read_wav
 from mome.models.encoders.whisper import WhisperAudioEncoder
+from tests.helpers.real_parts import real_part
 
 pytestmark = pytest.mark.real
 

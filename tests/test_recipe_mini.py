@@ -101,12 +101,14 @@ def check_results(recipe: Path, n_test: int) -> str:
 # ----------------------------------------------------------------------------- watched runs, outputs
 
 TINY_ARGS = (
+    "--tag",  # the model's folder, exp/mome, instead of a name made of the --train_args
+    "mome",
     "--train_args",
     "--max_epoch 2 --num_iters_per_epoch 2",
     "--decode_args",
     "--beam_size 2 --max_new_tokens 8",
 )
-LOG_LINE = re.compile(r"^\S+ \((?:avsr|run)\.sh\) (.*)$")  # the stage scripts' own log lines, without the time
+LOG_LINE = re.compile(r"^\S+ \((?:avsr|run|data)\.sh\) (.*)$")  # the stage scripts' own log lines, without the time
 
 
 @dataclass
@@ -261,7 +263,7 @@ def tiny_run(tmp_path_factory):
     return recipe, corpus, run, final_outputs(recipe, corpus)
 
 
-def test_mini_recipe_stages_0_to_7_tiny(tiny_run):
+def test_mini_recipe_stages_1_to_7_tiny(tiny_run):
     """The whole recipe on the 20-clip corpus, training only a few steps: every stage runs and writes its outputs."""
     recipe, corpus, _, _ = tiny_run
     counts = check_stage_outputs(recipe)
@@ -295,7 +297,7 @@ def kill_points(reference: Run, count: int, seed: int) -> list[KillPoint]:
 def kill_and_resume(tiny_run, tmp_path: Path, count: int, seed: int, new_corpus: bool = True) -> list[KillPoint]:
     """A fresh copy of the recipe, killed at ``count`` seeded random moments and once inside the first
     checkpoint.pth save, rerun after each kill; its final outputs must equal the uninterrupted run's.
-    ``new_corpus=False`` starts from a copy of the uninterrupted run's corpus (stage 0 then has nothing to do)."""
+    ``new_corpus=False`` starts from a copy of the uninterrupted run's corpus (stage 1 then generates nothing)."""
     _, reference_corpus, reference, expected = tiny_run
     recipe, corpus = recipe_copy(tmp_path), tmp_path / "corpus"
     if not new_corpus:

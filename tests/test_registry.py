@@ -13,7 +13,6 @@ import pytest
 import torch
 import yaml
 from espnet2.utils.get_default_kwargs import get_default_kwargs
-from espnet_fixtures import data_options, make_data_dir, tiny_batch, write_config
 from torch import nn
 
 from mome.bin import avsr_train
@@ -24,6 +23,7 @@ from mome.models.compressor import Compressor, compressed_lengths
 from mome.models.encoders.base import Encoder
 from mome.models.lora import LoRASpec
 from mome.models.mome import MoMESpec
+from tests.helpers.espnet import data_options, make_data_dir, tiny_batch, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from media_fixtures import face_landmarks, render_face
 
 from mome.data.roi import (
     MEAN_FACE,
@@ -19,6 +18,7 @@ from mome.data.roi import (
     smooth,
     write_roi,
 )
+from tests.helpers.media import face_landmarks, render_face
 
 
 def test_mean_face_is_symmetric_and_sized_for_the_crop():

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from media_fixtures import Clip, write_clip
 
 from mome.data.kaldi import read_table
 from mome.data.lrs import Transcript, write_lrs_txt
+from tests.helpers.media import Clip, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 UTILS = REPO / "utils"
@@ -138,16 +139,28 @@ def test_recipe_layout():
         d = REPO / "egs" / corpus / "avsr"
         assert os.readlink(d / "utils") == "../../../utils"
         assert (d / "utils" / "run_jobs.sh").is_file()
-        for f in ("run.sh", "path.sh", "cmd.sh", "db.sh"):
+        for f in ("run.sh", "path.sh", "cmd.sh", "db.sh", "local/data.sh"):
             assert (d / f).is_file(), d / f
-        assert os.access(d / "run.sh", os.X_OK)
+        assert os.access(d / "run.sh", os.X_OK) and os.access(d / "local/data.sh", os.X_OK)
+    # LRS2 and LRS3 share one set of configs: each name in either conf/ is a link to the same file
+    lrs2, lrs3 = (REPO / "egs" / c / "avsr" / "conf" for c in ("lrs2", "lrs3"))
+    names = sorted(p.name for p in lrs3.iterdir())
+    assert names == sorted(p.name for p in lrs2.iterdir()) and "train_mome.yaml" in names
+    for name in names:
+        assert (lrs2 / name).is_symlink() and (lrs2 / name).resolve() == (lrs3 / name).resolve(), name
+        assert (lrs3 / name).resolve().parent == REPO / "egs/TEMPLATE/avsr/conf/lrs"
+    # the template knows no corpus: no corpus name outside its comments, no layout option
+    template = (REPO / "egs/TEMPLATE/avsr/avsr.sh").read_text()
+    code = "\n".join(line.split("#")[0] for line in template.splitlines())
+    assert not re.search(r"lrs[23]|mini|corpus_root|val_count|max_seconds", code, re.I), code
 
 
 def test_real_recipe_fails_on_missing_corpus_path(tmp_path):
     d = REPO / "egs" / "lrs3" / "avsr"
     r = sh(["./run.sh", "--stop_stage", "1"], cwd=d, env=dict(ENV, LRS3=str(tmp_path / "nowhere")))
     assert r.returncode == 1
-    assert f"corpus root '{tmp_path / 'nowhere'}' does not exist" in r.stderr and "db.sh" in r.stderr
+    assert f"corpus root '{tmp_path / 'nowhere'}' does not exist: set LRS3 in db.sh" in r.stderr
+    assert "stage 1 failed (local/data.sh)" in r.stderr
     assert not (d / "data").exists()
 
 
@@ -159,25 +172,44 @@ def test_training_stage_needs_extracted_data(tmp_path):
     r = sh(["./run.sh", "--stage", "3", "--train_configs", "conf/nonexistent.yaml"], cwd=d)
     assert r.returncode == 1 and "training config 'conf/nonexistent.yaml' does not exist" in r.stderr
     r = sh(["./run.sh", "--help"], cwd=d)
-    assert (
-        r.returncode == 0 and "--val_count (1200)" in r.stdout and "--train_configs (conf/train_mome.yaml)" in r.stdout
-    )
+    assert r.returncode == 0 and "--train_configs (conf/train_mome.yaml)" in r.stdout
+    assert "--local_data_opts" in r.stdout and "--tag" in r.stdout
+    r = sh(["local/data.sh", "--help"], cwd=d)  # stage 1's own options, with their defaults
+    assert r.returncode == 0 and "--max_seconds (16)" in r.stdout and "--corpus_root ($LRS2)" in r.stdout
 
 
-def test_mini_stage0_skips_an_existing_corpus(tmp_path):
+def test_model_names_carry_the_train_args_or_the_tag(tmp_path):
+    """exp/<config name without train_> followed by the --train_args (ESPnet's asr_tag), or --tag: stage 5 looks
+    for the model stage 4 would have trained."""
+    d = REPO / "egs" / "lrs2" / "avsr"
+    exp = tmp_path / "exp"
+    args = ["./run.sh", "--stage", "5", "--expdir", str(exp), "--datadir", str(tmp_path / "data")]
+    r = sh([*args, "--train_args", "--max_epoch 5 --compressor_conf audio_rates=[16]"], cwd=d)
+    assert r.returncode == 1, r.stderr
+    assert f"{exp}/mome_max_epoch5_compressor_confaudio_rates16 does not exist: run stage 4 first" in r.stderr
+    r = sh([*args, "--train_args", "--max_epoch 5", "--tag", "mine"], cwd=d)
+    assert r.returncode == 1 and f"{exp}/mine does not exist: run stage 4 first" in r.stderr
+    r = sh([*args, "--tag", "mine", "--train_configs", "conf/train_mome.yaml conf/train_llama_avsr.yaml"], cwd=d)
+    assert r.returncode == 1 and "--tag names one model: give one --train_configs with it" in r.stderr
+    r = sh([*args, "--landmarks", "/some/where"], cwd=d)
+    assert r.returncode == 1 and "--landmarks is empty or 'detect', got '/some/where'" in r.stderr
+
+
+def test_mini_corpus_generation_skips_an_existing_corpus(tmp_path):
     d = REPO / "egs" / "mini_lrs3" / "avsr"
     corpus = tmp_path / "mini"
     corpus.mkdir()
     (corpus / ".done").write_text("size=tiny seed=0\n")
-    env = dict(ENV, MINI_LRS3=str(corpus), MINI_LRS3_SIZE="tiny")
-    r = sh(["./run.sh", "--stop_stage", "0"], cwd=d, env=env)
+    r = sh(["local/make_corpus.sh", "--size", "tiny", "--seed", "0", str(corpus)], cwd=d)
     assert r.returncode == 0, r.stderr
     assert "already holds the corpus" in r.stdout
-    r = sh(["./run.sh", "--stop_stage", "0"], cwd=d, env=dict(env, MINI_LRS3_SIZE="default"))
+    r = sh(["local/make_corpus.sh", "--size", "default", "--seed", "0", str(corpus)], cwd=d)
     assert r.returncode == 1 and "made with 'size=tiny seed=0'" in r.stderr
 
 
-def test_stage1_through_the_template(tmp_path):
+def test_stage1_is_the_recipes_local_data_sh(tmp_path):
+    """The template runs the recipe's local/data.sh (here LRS3's, on a 3-clip corpus named by the recipe's db.sh)
+    with --datadir, --nj and --local_data_opts, and validates what it wrote; without one it says so."""
     root = tmp_path / "lrs3"
     for rel, words in [("trainval/spkA/00001", "ONE"), ("trainval/spkB/00002", "TWO"), ("test/spkC/00003", "THREE")]:
         write_clip(root / f"{rel}.mp4", tmp_path / "lm" / f"{rel}.pkl", Clip("c", frames=8))
@@ -186,8 +218,12 @@ def test_stage1_through_the_template(tmp_path):
     recipe = tmp_path / "recipe"
     recipe.mkdir()
     (recipe / "utils").symlink_to(UTILS)
-    r = sh([str(REPO / "egs/TEMPLATE/avsr/avsr.sh"), "--corpus_root", str(root), "--landmarks", str(tmp_path / "lm"),
-            "--val_count", "1", "--nj", "1", "--stop_stage", "1"], cwd=recipe)  # fmt: skip
+    template = [str(REPO / "egs/TEMPLATE/avsr/avsr.sh"), "--nj", "1", "--stop_stage", "1"]
+    r = sh(template, cwd=recipe)
+    assert r.returncode == 1 and "local/data.sh is missing: each recipe prepares its corpus there" in r.stderr
+    (recipe / "local").symlink_to(REPO / "egs/lrs3/avsr/local")
+    (recipe / "db.sh").write_text(f"LRS3={root}\nLRS3_LANDMARKS={tmp_path / 'lm'}\n")
+    r = sh([*template, "--local_data_opts", "--val_count 1 --seed 3"], cwd=recipe)
     assert r.returncode == 0, r.stderr
     assert "stage 1: data preparation" in r.stdout and "stage 1: done" in r.stdout
     assert read_table(recipe / "data/test/text") == {"spkC_00003": "three"}
@@ -198,5 +234,5 @@ def test_stage1_through_the_template(tmp_path):
 def test_mini_help_generates_nothing(tmp_path):
     d = REPO / "egs" / "mini_lrs3" / "avsr"
     r = sh(["./run.sh", "--help"], cwd=d, env=dict(ENV, MINI_LRS3=str(tmp_path / "corpus")))
-    assert r.returncode == 0 and "Stage 0 (this script)" in r.stdout and "--train_configs" in r.stdout
+    assert r.returncode == 0 and "stage 1 generates the corpus" in r.stdout and "--train_configs" in r.stdout
     assert not (tmp_path / "corpus").exists()

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The shared stage script of the AVSR recipes. Each egs/<corpus>/avsr/run.sh sources path.sh, cmd.sh
-# and db.sh and calls this script, from its own folder, with the corpus options.
+# The shared stage script of the AVSR recipes; it knows no corpus. Each egs/<corpus>/avsr/run.sh sources
+# path.sh, cmd.sh and db.sh and calls this script from its own folder; the corpus is the recipe's business:
+# its local/data.sh (stage 1) and, when it has one, local/pretrain.sh (stage 3).
 #
-#   stage 1: data preparation     data/{train,val,test}         (python -m mome.bin.prepare_lrs)
+#   stage 1: data preparation     data/{train,val,test}         (the recipe's local/data.sh)
 #   stage 2: audio + mouth ROI    dump/<set>/{wav,roi}, data/<set>/{wav.scp,roi.scp}
 #                                 (python -m mome.bin.extract, sharded over --nj jobs, then --merge); with
 #                                 --landmarks detect, MediaPipe's face mesh first finds the landmarks of each video
 #                                 (dump/<set>/landmarks/, listed in data/<set>/landmarks.scp; tools/install_face_mesh.sh)
 #            noisy test copies    data/<test set>_babble_snr<N>  (python -m mome.bin.make_noisy; with --noise)
-#   stage 3: pretrained parts     the recipe's local/pretrain.sh when it has one (mini_lrs3: stand-ins of the LLM
-#                                 and the encoders, made on the corpus); the LRS recipes load theirs from disk
+#   stage 3: pretrained parts     the recipe's local/pretrain.sh when it has one (a recipe that makes its own,
+#                                 e.g. small stand-ins trained on its corpus); without one, the configs load theirs
+#                                 from disk
 #   stage 4: training             exp/<model>/ per --train_configs (python -m mome.bin.avsr_train, ESPnet's trainer)
 #   stage 5: decoding             exp/<model>/decode_<set>_ra<A>_rv<V>/text at every trained rate pair, every test
 #                                 set and its noisy copies (python -m mome.bin.avsr_inference)
@@ -28,13 +30,8 @@ stop_stage=100     # last stage to run
 nj=4               # parallel jobs (stage 1 reads media headers, stage 2 extraction shards)
 cpu_cmd="utils/run_jobs.sh --backend local"  # job runner for CPU jobs (cmd.sh)
 gpu_cmd="utils/run_jobs.sh --backend local"  # job runner for GPU jobs (cmd.sh)
-corpus=lrs3        # layout of --corpus_root: lrs3 (also the synthetic mini_lrs3) or lrs2
-corpus_root=       # the corpus (db.sh)
-landmarks=         # landmarks root, <split>/<speaker>/<clip>.pkl (db.sh); detect: found by MediaPipe's face mesh in stage 2
-max_seconds=16     # pretrain clips longer than this are cut at word boundaries
-val_count=1200     # LRS3: trainval utterances held out for validation (drawn with --seed)
-val_list=          # LRS3: explicit validation list instead of the draw (<speaker>/<clip> per line)
-seed=0             # seed of the validation draw
+local_data_opts=   # options of the recipe's local/data.sh (stage 1), e.g. "--val_count 600"
+landmarks=         # detect: stage 2 finds the landmarks of videos without landmark files (MediaPipe's face mesh)
 noise=             # babble noise wav for the noisy test copies (db.sh); empty: no noisy copies
 snrs=-5,0,5,10,15,20  # SNRs (dB) of the noisy test copies
 train_set=train    # data sets used by the later stages
@@ -49,7 +46,8 @@ ngpu=0             # GPUs per training job (>1: torch DDP through ESPnet's launc
 nproc=1            # CPU only: data-parallel processes per training job (torchrun, gloo back-end)
 features=auto      # auto: encode once (dump/features/) the modalities of the config's precomputed_features; true: all (no augmentation); false: none
                    # (the features are shared by configs with the same frozen encoder)
-train_args=        # more avsr_train options, e.g. "--max_epoch 1"
+train_args=        # more avsr_train options, e.g. "--max_epoch 1"; they are part of the model's name (as ESPnet's asr_tag)
+tag=               # the model's name, exp/<tag> (one --train_configs only); default: <config name without train_><--train_args>
 decode_args=       # more avsr_inference options, e.g. "--beam_size 1"
 pretrain_args=     # more options of the recipe's local/pretrain.sh (stage 3), e.g. "--lm_args '--max_steps 100'"
 
@@ -65,28 +63,18 @@ $(grep -E '^[a-z_]+=.*#' "${BASH_SOURCE[0]}" | sed -E 's/^([a-z_]+)= /\1="" /; s
 [ $# -eq 0 ] || die "unexpected arguments: $* (see --help)"
 [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage and --stop_stage must be numbers"
 [[ "$nj" =~ ^[1-9][0-9]*$ ]] || die "--nj must be a positive number, got '$nj'"
+[[ "$landmarks" = "" || "$landmarks" = detect ]] ||
+  die "--landmarks is empty or 'detect', got '$landmarks' (the landmark files are named in db.sh)"
+[[ -z "$tag" || "$train_configs" != *" "* ]] || die "--tag names one model: give one --train_configs with it"
 
 runs() { ((stage <= $1 && $1 <= stop_stage)); }
 
-if runs 1 || runs 2; then
-  [ -n "$corpus_root" ] || die "--corpus_root is empty: set the corpus path in db.sh"
-  [ -d "$corpus_root" ] || die "corpus root '$corpus_root' does not exist: set the corpus path in db.sh"
-fi
-
 if runs 1; then
-  log "stage 1: data preparation ($corpus at $corpus_root) -> $datadir/{train,val,test}"
-  opts=(--corpus "$corpus" --root "$corpus_root" --output_dir "$datadir" --max_seconds "$max_seconds"
-        --val_count "$val_count" --seed "$seed" --nj "$nj")
-  if [ -n "$landmarks" ] && [ "$landmarks" != detect ]; then
-    [ -d "$landmarks" ] || die "landmarks root '$landmarks' does not exist: fix it in db.sh, or say --landmarks detect"
-    opts+=(--landmarks "$landmarks")
-  fi
-  if [ -n "$val_list" ]; then
-    [ -f "$val_list" ] || die "--val_list '$val_list' does not exist"
-    opts+=(--val_list "$val_list")
-  fi
-  python -m mome.bin.prepare_lrs "${opts[@]}"
-  for set in train val test; do
+  [ -x local/data.sh ] || die "local/data.sh is missing: each recipe prepares its corpus there (stage 1)"
+  log "stage 1: data preparation (local/data.sh $local_data_opts) -> $datadir/{$train_set,$valid_set,${test_sets// /,}}"
+  # eval: --local_data_opts may quote options that take several words
+  eval "local/data.sh --datadir '$datadir' --nj '$nj' $local_data_opts" || die "stage 1 failed (local/data.sh)"
+  for set in $train_set $valid_set $test_sets; do
     utils/validate_data_dir.sh "$datadir/$set"
   done
   log "stage 1: done"
@@ -121,7 +109,14 @@ if runs 2; then
   log "stage 2: done"
 fi
 
-model_name() { local n; n=$(basename "$1" .yaml); echo "${n#train_}"; }
+# exp/<name> of a config: --tag, or the config's name without train_ followed by the --train_args, as
+# ESPnet names its experiments ("--max_epoch 2" -> mome_max_epoch2)
+model_name() {
+  local n
+  [ -z "$tag" ] || { echo "$tag"; return; }
+  n=$(basename "$1" .yaml)
+  echo "${n#train_}$(echo "$train_args" | sed -e 's/--/_/g' -e "s/[][ |=/,'\"]//g")"
+}
 
 if runs 3; then
   if [ -x local/pretrain.sh ]; then
@@ -131,7 +126,7 @@ if runs 3; then
       --valid_set '$valid_set' --test_sets '$test_sets' --noise '$noise' $pretrain_args" ||
       die "stage 3 failed"
   else
-    log "stage 3: nothing to do (the configs load their pretrained parts from disk; this recipe has no local/pretrain.sh)"
+    log "stage 3: nothing to do (this recipe has no local/pretrain.sh: the configs load their pretrained parts from disk)"
   fi
   log "stage 3: done"
 fi

@@ -1,7 +1,7 @@
 """Small media for tests: synthetic face frames with a dark "mouth" at a known place, matching
 landmarks, tiny mp4 clips (PyAV), and Kaldi data directories pointing at them.
 
-Import from tests as ``from media_fixtures import ...`` (pytest puts tests/ on sys.path).
+Import as ``from tests.helpers.media import ...``.
 """
 
 from __future__ import annotations
