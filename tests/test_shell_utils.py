@@ -175,7 +175,7 @@ def test_training_stage_needs_extracted_data(tmp_path):
     assert r.returncode == 0 and "--train_configs (conf/train_mome.yaml)" in r.stdout
     assert "--local_data_opts" in r.stdout and "--tag" in r.stdout
     r = sh(["local/data.sh", "--help"], cwd=d)  # stage 1's own options, with their defaults
-    assert r.returncode == 0 and "--max_seconds (16)" in r.stdout and "--corpus_root ($LRS2)" in r.stdout
+    assert r.returncode == 0 and "--max_seconds (16)" in r.stdout and "--corpus_root (${LRS2:-})" in r.stdout
 
 
 def test_model_names_carry_the_train_args_or_the_tag(tmp_path):

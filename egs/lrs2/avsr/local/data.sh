@@ -6,8 +6,8 @@
 set -euo pipefail
 . ./db.sh
 
-corpus_root=$LRS2          # holds mvlrs_v1/{main,pretrain}/ and the lists (db.sh)
-landmarks=$LRS2_LANDMARKS  # {main,pretrain}/<show>/<clip>.pkl, 68 points per frame (db.sh); empty: none
+corpus_root=${LRS2:-}          # holds mvlrs_v1/{main,pretrain}/ and the lists (db.sh)
+landmarks=${LRS2_LANDMARKS:-}  # {main,pretrain}/<show>/<clip>.pkl, 68 points per frame (db.sh); empty: none
 datadir=data               # where train/ val/ test/ are written
 nj=4                       # parallel processes reading the media headers
 max_seconds=16             # pretrain clips longer than this are cut at word boundaries

@@ -6,8 +6,8 @@
 set -euo pipefail
 . ./db.sh
 
-corpus_root=$LRS3          # holds pretrain/ trainval/ test/ (db.sh)
-landmarks=$LRS3_LANDMARKS  # <split>/<speaker>/<clip>.pkl, 68 points per frame (db.sh); empty: none
+corpus_root=${LRS3:-}          # holds pretrain/ trainval/ test/ (db.sh)
+landmarks=${LRS3_LANDMARKS:-}  # <split>/<speaker>/<clip>.pkl, 68 points per frame (db.sh); empty: none
 datadir=data               # where train/ val/ test/ are written
 nj=4                       # parallel processes reading the media headers
 max_seconds=16             # pretrain clips longer than this are cut at word boundaries
