@@ -161,6 +161,11 @@ def test_real_recipe_fails_on_missing_corpus_path(tmp_path):
     assert r.returncode == 1
     assert f"corpus root '{tmp_path / 'nowhere'}' does not exist: set LRS3 in db.sh" in r.stderr
     assert "stage 1 failed (local/data.sh)" in r.stderr
+    env = dict(ENV, LRS3=str(tmp_path), LRS3_LANDMARKS=str(tmp_path / "no_marks"))
+    r = sh(["./run.sh", "--stop_stage", "1"], cwd=d, env=env)
+    assert (
+        r.returncode == 1 and f"landmarks root '{tmp_path / 'no_marks'}' does not exist: set LRS3_LANDMARKS" in r.stderr
+    )
     assert not (d / "data").exists()
 
 
@@ -175,7 +180,7 @@ def test_training_stage_needs_extracted_data(tmp_path):
     assert r.returncode == 0 and "--train_configs (conf/train_mome.yaml)" in r.stdout
     assert "--local_data_opts" in r.stdout and "--tag" in r.stdout
     r = sh(["local/data.sh", "--help"], cwd=d)  # stage 1's own options, with their defaults
-    assert r.returncode == 0 and "--max_seconds (16)" in r.stdout and "--corpus_root (${LRS2:-})" in r.stdout
+    assert r.returncode == 0 and "--max_seconds (16)" in r.stdout and "--corpus_root (/path/to/LRS2)" in r.stdout
 
 
 def test_model_names_carry_the_train_args_or_the_tag(tmp_path):
@@ -184,9 +189,9 @@ def test_model_names_carry_the_train_args_or_the_tag(tmp_path):
     d = REPO / "egs" / "lrs2" / "avsr"
     exp = tmp_path / "exp"
     args = ["./run.sh", "--stage", "5", "--expdir", str(exp), "--datadir", str(tmp_path / "data")]
-    r = sh([*args, "--train_args", "--max_epoch 5 --compressor_conf audio_rates=[16]"], cwd=d)
+    r = sh([*args, "--train_args", "--max_epoch 5 --compressor_conf audio_rates=[4,16]"], cwd=d)
     assert r.returncode == 1, r.stderr
-    assert f"{exp}/mome_max_epoch5_compressor_confaudio_rates16 does not exist: run stage 4 first" in r.stderr
+    assert f"{exp}/mome_max_epoch5_compressor_confaudio_rates4-16 does not exist: run stage 4 first" in r.stderr
     r = sh([*args, "--train_args", "--max_epoch 5", "--tag", "mine"], cwd=d)
     assert r.returncode == 1 and f"{exp}/mine does not exist: run stage 4 first" in r.stderr
     r = sh([*args, "--tag", "mine", "--train_configs", "conf/train_mome.yaml conf/train_llama_avsr.yaml"], cwd=d)
@@ -222,6 +227,7 @@ def test_stage1_is_the_recipes_local_data_sh(tmp_path):
     r = sh(template, cwd=recipe)
     assert r.returncode == 1 and "local/data.sh is missing: each recipe prepares its corpus there" in r.stderr
     (recipe / "local").symlink_to(REPO / "egs/lrs3/avsr/local")
+    (recipe / "path.sh").symlink_to(REPO / "egs/lrs3/avsr/path.sh")
     (recipe / "db.sh").write_text(f"LRS3={root}\nLRS3_LANDMARKS={tmp_path / 'lm'}\n")
     r = sh([*template, "--local_data_opts", "--val_count 1 --seed 3"], cwd=recipe)
     assert r.returncode == 0, r.stderr

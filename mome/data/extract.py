@@ -135,8 +135,9 @@ def read_inputs(
     if not landmarks_scp.is_file() and not detect:
         raise ExtractError(
             f"{landmarks_scp} missing: mouth ROIs need per-video 68-point landmarks; run stage 1 with the "
-            "landmarks root (prepare_lrs --landmarks DIR; in the recipe, --landmarks in db.sh), or detect them "
-            "with MediaPipe's face mesh (mome.bin.extract --landmarks detect; in the recipe, --landmarks detect)"
+            "landmarks root (prepare_lrs --landmarks DIR; in the recipes, LRS3_LANDMARKS / LRS2_LANDMARKS in db.sh), "
+            "or detect them with MediaPipe's face mesh (mome.bin.extract --landmarks detect; in the recipe, "
+            "./run.sh --landmarks detect)"
         )
     videos = kaldi.read_table(video_scp)
     landmarks = kaldi.read_table(landmarks_scp) if landmarks_scp.is_file() else {}

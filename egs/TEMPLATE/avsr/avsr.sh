@@ -39,7 +39,7 @@ valid_set=val      # validation set
 test_sets=test     # space-separated
 datadir=data       # Kaldi data directories
 dumpdir=dump       # extracted audio and mouth ROIs
-train_configs=conf/train_mome.yaml  # space-separated; each trains exp/<config name without train_>
+train_configs=conf/train_mome.yaml  # space-separated; each trains exp/<config name without train_><--train_args> (or --tag)
 decode_config=conf/decode.yaml      # beam size, checkpoint, batch size of stage 5
 expdir=exp         # trained models, decodings, RESULTS.md
 ngpu=0             # GPUs per training job (>1: torch DDP through ESPnet's launcher)
@@ -63,6 +63,13 @@ $(grep -E '^[a-z_]+=.*#' "${BASH_SOURCE[0]}" | sed -E 's/^([a-z_]+)= /\1="" /; s
 [ $# -eq 0 ] || die "unexpected arguments: $* (see --help)"
 [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage and --stop_stage must be numbers"
 [[ "$nj" =~ ^[1-9][0-9]*$ ]] || die "--nj must be a positive number, got '$nj'"
+[[ "$ngpu" =~ ^[0-9]+$ && "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--ngpu and --nproc must be numbers, got '$ngpu', '$nproc'"
+# the extra options, split on spaces and never globbed ("audio_rates=[16]" is no file pattern)
+read -ra train_argv <<<"$train_args"
+read -ra decode_argv <<<"$decode_args"
+gpu_opts=() device_opts=()  # a training job of --ngpu GPUs (the job runner's later --gpu wins over cmd.sh's)
+((ngpu <= 1)) || gpu_opts=(--gpu "$ngpu")
+((ngpu == 0)) || device_opts=(--device cuda)  # the feature dump's encoders on the GPU too
 [[ "$landmarks" = "" || "$landmarks" = detect ]] ||
   die "--landmarks is empty or 'detect', got '$landmarks' (the landmark files are named in db.sh)"
 [[ -z "$tag" || "$train_configs" != *" "* ]] || die "--tag names one model: give one --train_configs with it"
@@ -115,7 +122,7 @@ model_name() {
   local n
   [ -z "$tag" ] || { echo "$tag"; return; }
   n=$(basename "$1" .yaml)
-  echo "${n#train_}$(echo "$train_args" | sed -e 's/--/_/g' -e "s/[][ |=/,'\"]//g")"
+  echo "${n#train_}$(echo "$train_args" | sed -e 's/--/_/g' -e 's/,/-/g' -e "s/[][ |=/'\"]//g")"
 }
 
 if runs 3; then
@@ -158,7 +165,7 @@ if runs 4; then
         # frozen encoder, shared by the configs that have it)
         dump_log=$expdir/$model/log/dump_features.$set.log
         $gpu_cmd "$dump_log" python -m mome.bin.dump_features --config "$config" --data_dir "$datadir/$set" \
-          --dump_dir "$dumpdir/features" "${dump_opts[@]}" || die "encoding $set failed: see $dump_log"
+          --dump_dir "$dumpdir/features" "${dump_opts[@]}" "${device_opts[@]}" || die "encoding $set failed: see $dump_log"
         while read -r feats_name scp; do
           opts+=(--${name}_data_path_and_name_and_type "$scp,$feats_name,kaldi_ark")
         done < <(grep -E '^(audio|video)_feats ' "$dump_log")
@@ -171,8 +178,7 @@ if runs 4; then
       launcher=(python -m mome.bin.avsr_train --ngpu "$ngpu")
       ((ngpu <= 1)) || launcher+=(--multiprocessing_distributed true)
     fi
-    # shellcheck disable=SC2086  # train_args: extra options, split on purpose
-    $gpu_cmd "$expdir/$model/train.log" "${launcher[@]}" "${opts[@]}" $train_args
+    $gpu_cmd "${gpu_opts[@]}" "$expdir/$model/train.log" "${launcher[@]}" "${opts[@]}" "${train_argv[@]}"
   done
   log "stage 4: done"
 fi
@@ -187,11 +193,10 @@ done
 if runs 5; then
   for config in $train_configs; do
     model=$(model_name "$config")
-    [ -d "$expdir/$model" ] || die "$expdir/$model does not exist: run stage 4 first"
+    [ -d "$expdir/$model" ] || die "$expdir/$model does not exist: run stage 4 first (or give the --train_args / --tag stage 4 had: they name the model)"
     log "stage 5: decoding ${decode_sets[*]} with $model at every trained rate pair (log: $expdir/$model/decode.log)"
-    # shellcheck disable=SC2086
     $gpu_cmd "$expdir/$model/decode.log" python -m mome.bin.avsr_inference --config "$decode_config" \
-      --model_dir "$expdir/$model" --data_dir "${decode_sets[@]/#/$datadir/}" $decode_args
+      --model_dir "$expdir/$model" --data_dir "${decode_sets[@]/#/$datadir/}" "${decode_argv[@]}"
   done
   log "stage 5: done"
 fi

@@ -3,8 +3,8 @@
 # (local/data.sh; skipped when it is there) and then prepares as LRS3 is prepared. Stages and options:
 # ../../TEMPLATE/avsr/avsr.sh --help; corpus size and place: db.sh. Run from this folder, e.g.
 #   MINI_LRS3_SIZE=tiny ./run.sh --stop_stage 2
-# --compare true (this script's one option) trains and scores the whole comparison of RESULTS.md (MoME, its
-# baselines and single-modality MoME) instead of MoME alone.
+# --compare true (this script's one option) trains and scores the whole comparison (MoME, its baselines and
+# single-modality MoME, conf/README.md) instead of MoME alone.
 set -euo pipefail
 [ -f ./db.sh ] || { echo "run.sh: run me from my own folder, egs/mini_lrs3/avsr" >&2; exit 1; }
 . ./path.sh
@@ -19,8 +19,8 @@ while [ $# -gt 0 ]; do
     --compare=*) compare=${1#*=}; shift ;;
     --help | -h)
       echo "This recipe: stage 1 generates the corpus (db.sh: MINI_LRS3, MINI_LRS3_SIZE default|tiny, MINI_LRS3_SEED);"
-      echo "it passes --nj 2 --nproc 2 --snrs -5,0,5 before your options; --compare true trains the six configs of"
-      echo "RESULTS.md (conf/train_*.yaml), not only conf/train_mome.yaml."
+      echo "it passes --nj 2 --nproc 2 --snrs -5,0,5, --noise (the corpus' babble) and --train_configs before your options"
+      echo "(yours win); --compare true trains the six configs of the comparison (conf/README.md), not only conf/train_mome.yaml."
       pass+=("$1"); shift ;;
     *) pass+=("$1"); shift ;;
   esac
@@ -36,4 +36,4 @@ esac
 ../../TEMPLATE/avsr/avsr.sh \
   --cpu_cmd "$cpu_cmd" --gpu_cmd "$gpu_cmd" --noise "$MINI_LRS3/noise/babble.wav" \
   --nj 2 --snrs -5,0,5 --nproc 2 --train_configs "$train_configs" \
-  "${pass[@]}"
+  ${pass[@]+"${pass[@]}"}
