@@ -2,3 +2,5 @@
 MINI_LRS3=${MINI_LRS3:-$PWD/downloads/mini_lrs3}  # gets lrs3/, landmarks/, noise/babble.wav
 MINI_LRS3_SIZE=${MINI_LRS3_SIZE:-default}         # default | tiny (a few clips, for quick checks)
 MINI_LRS3_SEED=${MINI_LRS3_SEED:-0}
+# real pretrained parts for conf/train_mome_real.yaml (tools/get_pretrained.sh fills this place)
+export MOME_PRETRAINED=${MOME_PRETRAINED:-$(cd ../../.. && pwd)/tools/pretrained}
