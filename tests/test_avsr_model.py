@@ -259,3 +259,54 @@ def test_precomputed_features_skip_the_encoders_and_give_the_same_loss():
         model(TEXTS, video=x["video"], features={"audio": (torch.zeros(2, 5, 7), None)})
     with pytest.raises(ValueError, match="both raw video input and precomputed video features"):
         model(TEXTS, **x, features={"video": encoded["video"]})
+
+
+def test_ctc_weight_adds_a_ctc_loss_on_each_projected_sequence_against_the_llm_embeddings():
+    model = build(MoMESpec(experts=4, top_k=2, shared_experts=1, bottleneck=4), ctc_weight=0.3)
+    targets = model.llm.tokenize(TEXTS)
+    out = model(TEXTS, **inputs())
+    # the combination: (1 - w) * CE + w * CTC + balance_weight * balance
+    expected = 0.7 * out.ce_loss + 0.3 * out.ctc_loss + model.balance_weight * out.balance_loss
+    assert torch.allclose(out.loss, expected)
+    # CTC is the mean over the four (modality, rate) sequences of torch's CTC against [embeddings; blank]
+    projected = model.project(model.encode(**inputs()), model.rate_pairs)
+    assert len(projected) == 4
+    table = torch.cat([model.llm.hf.get_input_embeddings().weight, model.ctc_blank[None]])
+    each = [
+        nn.functional.ctc_loss(
+            (x @ table.T).log_softmax(-1).transpose(0, 1),
+            torch.cat(targets),
+            n,
+            torch.tensor([len(t) for t in targets]),
+            blank=len(table) - 1,
+            zero_infinity=True,
+        )
+        for x, n in projected.values()
+    ]
+    assert torch.allclose(out.ctc_loss, torch.stack(each).mean())
+    # its gradient reaches the projectors and the blank, never the frozen embeddings
+    out.ctc_loss.backward()
+    assert model.ctc_blank.grad is not None and model.ctc_blank.grad.abs().sum() > 0
+    assert model.projectors["audio"].projectors["2"][0].weight.grad.abs().sum() > 0
+    assert model.llm.hf.get_input_embeddings().weight.grad is None
+
+
+def test_ctc_is_near_zero_for_tokens_that_spell_the_transcript_and_off_by_default():
+    model = build(video=False, audio_rates=(1,), ctc_weight=0.5)
+    (ids,) = model.llm.tokenize(["hello world"])
+    table = model.llm.hf.get_input_embeddings().weight
+    with torch.no_grad():
+        model.ctc_blank.copy_(-table.mean(0))  # far from every token
+    # each token's embedding, scaled up (near one-hot after the softmax), with a blank between repeats
+    spelled = torch.stack([50 * table[i] for i in ids.tolist()])[None]
+    projected = {("audio", 1): (spelled, torch.tensor([len(ids)]))}
+    assert model.ctc_loss(projected, [ids]) < 0.05
+    shuffled = {("audio", 1): (spelled.flip(1), torch.tensor([len(ids)]))}
+    assert model.ctc_loss(shuffled, [ids]) > 1.0
+    # too few tokens for the transcript: zero_infinity makes it 0, not inf
+    short = {("audio", 1): (spelled[:, :1], torch.tensor([1]))}
+    assert len(ids) > 1 and model.ctc_loss(short, [ids]) == 0
+    plain = build()
+    assert plain.ctc_blank is None and plain(TEXTS, **inputs()).ctc_loss is None
+    with pytest.raises(ValueError, match="ctc_weight"):
+        build(ctc_weight=1.0)

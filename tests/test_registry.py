@@ -134,6 +134,7 @@ def test_model_conf_defaults_are_the_models_signature():
         "projector_layer_norm",
         "balance_weight",
         "pairs_per_forward",
+        "ctc_weight",
         "precomputed_features",
     }
     for key, value in defaults.items():

@@ -116,6 +116,8 @@ class AVSRESPnetModel(AbsESPnetModel):
         stats = {"loss": loss.detach(), "loss_ce": out.ce_loss.detach()}
         if out.balance_loss is not None:  # MoME only (ESPnet's validation would log a None as nan)
             stats["loss_balance"] = out.balance_loss.detach()
+        if out.ctc_loss is not None:
+            stats["loss_ctc"] = out.ctc_loss.detach()
         stats.update({f"loss_{pair_name(pair)}": value.detach() for pair, value in out.pair_losses.items()})
         if self.training and not torch.isfinite(loss):
             log.warning(

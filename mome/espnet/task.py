@@ -11,13 +11,14 @@ trainer, data loaders, length-bucketed batch samplers, DDP launcher, checkpointi
     compressor: matryoshka                       compressor_conf: {audio_rates: [4, 16], video_rates: [2, 5]}
     preprocessor: avsr                           preprocessor_conf: {noise: ..., snrs: [...], ...}
     model_conf: {projector_hidden: null, projector_layer_norm: true, balance_weight: 0.01,
-                 pairs_per_forward: all, precomputed_features: false}
+                 pairs_per_forward: all, ctc_weight: 0.0, precomputed_features: false}
 
 The names are those of :mod:`mome.espnet.choices` (the registry); every ``*_conf`` default, ``model_conf``'s
 included, comes from the signature of the class it configures (ESPnet's ``get_default_kwargs``), and
 ``--print_config`` shows them.
 
 ``pairs_per_forward``: rate pairs whose prompts share one LLM pass ("all", or a number: less memory);
+``ctc_weight``: weight of the auxiliary CTC loss on the projected tokens (:class:`AVSRModel`; 0: off);
 ``precomputed_features``: true (every modality), a list (``[audio]``) or false: which modalities train from
 features dumped once by ``python -m mome.bin.dump_features`` with their frozen encoders (no augmentation
 of those modalities then) instead of encoding online.
@@ -119,7 +120,7 @@ class AVSRTask(AbsTask):
             action=NestedDictAction,
             default=model_conf_defaults(),
             help="Keyword arguments of the AVSR model (mome.models.avsr.AVSRModel): projector_hidden, "
-            "projector_layer_norm, balance_weight, pairs_per_forward (all | N); and precomputed_features "
+            "projector_layer_norm, balance_weight, pairs_per_forward (all | N), ctc_weight; and precomputed_features "
             "(false | true | [audio, video])",
         )
         for class_choices in cls.class_choices_list:

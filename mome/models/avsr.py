@@ -15,6 +15,8 @@ mean over the pairs of each pair's cross-entropy plus ``balance_weight`` times t
 the routers' load-balancing loss (MoME): the same numbers (up to float rounding) whatever
 ``pairs_per_forward``. Stacked rows are padded to the longest pair's prompt, so one pass computes more
 positions than the separate ones (about a third more at rates (4, 2) ... (16, 5)): fewer, larger passes.
+``ctc_weight`` w > 0 adds an auxiliary CTC loss (not in the papers; ESPnet's hybrid CTC convention):
+loss = (1 - w) * CE + w * CTC + balance, CTC the mean over the projected (modality, rate) sequences.
 At inference the caller picks any pair the model was built for.
 """
 
@@ -41,6 +43,7 @@ class AVSROutput:
     loss: torch.Tensor
     ce_loss: torch.Tensor
     balance_loss: torch.Tensor | None = None
+    ctc_loss: torch.Tensor | None = None
     pair_losses: dict[RatePair, torch.Tensor] = field(default_factory=dict)
 
 
@@ -62,6 +65,7 @@ class AVSRModel(nn.Module):
         balance_weight: float = 0.01,
         freeze_encoders: bool = True,
         pairs_per_forward: int | str = "all",
+        ctc_weight: float = 0.0,
     ):
         super().__init__()
         encoders = {"audio": audio_encoder, "video": video_encoder}
@@ -88,6 +92,11 @@ class AVSRModel(nn.Module):
         self.adapter = None if adapter is None else adapter.build(llm, len(self.rate_pairs))
         self.balance_weight = balance_weight
         self.pairs_per_forward = self._check_pairs_per_forward(pairs_per_forward)
+        if not 0.0 <= ctc_weight < 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1), got {ctc_weight!r}")
+        self.ctc_weight = float(ctc_weight)
+        # CTC's blank, one learned vector beside the frozen LLM's token embeddings (only with ctc_weight > 0)
+        self.ctc_blank = nn.Parameter(torch.zeros(llm.hidden_size)) if ctc_weight > 0 else None
 
     # -- configuration ----------------------------------------------------------------------------------
     @property
@@ -241,6 +250,25 @@ class AVSRModel(nn.Module):
             device = self.llm.markers.weight.device
             self.adapter.set_scale(torch.tensor(indices, device=device).repeat_interleave(batch))
 
+    def ctc_loss(self, projected, targets) -> torch.Tensor:
+        """Mean over the projected (modality, rate) sequences of the CTC loss of each against the transcripts'
+        LLM tokens, each projected token scored against the frozen LLM's input embedding table (V, d) and the
+        learned blank (index V). It pulls the tokens towards the embeddings of the words spoken, which the
+        frozen LLM can read from its first step; a sequence shorter than its transcript (e.g. audio at rate 16)
+        cannot align and adds 0 (``zero_infinity``). projected: :meth:`project`'s output; targets: (L_i,) ids."""
+        table = torch.cat([self.llm.hf.get_input_embeddings().weight, self.ctc_blank[None]])
+        target_lengths = torch.tensor([len(t) for t in targets])
+        flat = torch.cat([t.to(table.device) for t in targets])
+        losses = []
+        for tokens, lengths in projected.values():
+            log_probs = (tokens @ table.T.to(tokens.dtype)).float().log_softmax(-1).transpose(0, 1)  # (T, B, V+1)
+            losses.append(
+                nn.functional.ctc_loss(
+                    log_probs, flat, lengths.cpu(), target_lengths, blank=len(table) - 1, zero_infinity=True
+                )
+            )
+        return torch.stack(losses).mean()
+
     # -- training and inference -------------------------------------------------------------------------
     def forward(
         self, texts, audio=None, audio_lengths=None, video=None, video_lengths=None, features=None
@@ -267,8 +295,10 @@ class AVSRModel(nn.Module):
             balance += aux or []
         ce = torch.stack(list(pair_losses.values())).mean()
         balance_loss = torch.stack(balance).mean() if balance else None
-        loss = ce if balance_loss is None else ce + self.balance_weight * balance_loss
-        return AVSROutput(loss, ce, balance_loss, pair_losses)
+        ctc = self.ctc_loss(projected, targets) if self.ctc_weight > 0 else None
+        loss = ce if ctc is None else (1 - self.ctc_weight) * ce + self.ctc_weight * ctc
+        loss = loss if balance_loss is None else loss + self.balance_weight * balance_loss
+        return AVSROutput(loss, ce, balance_loss, ctc, pair_losses)
 
     @torch.no_grad()
     def decode(
