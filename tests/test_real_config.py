@@ -1,6 +1,7 @@
-"""The mini recipe's real-weights configuration (egs/mini_lrs3/avsr/conf/train_mome_real.yaml) builds on the real
-parts of tools/get_pretrained.sh: Whisper base and SmolLM2-135M frozen and left out of the checkpoint, MoME on all
-30 layers of SmolLM2, the four rate pairs, and a finite loss at every pair on one batch."""
+"""The mini recipe's real-weights configurations (egs/mini_lrs3/avsr/conf/train_mome_real.yaml and its audio-only
+form train_asr_mome_real.yaml) build on the real parts of tools/get_pretrained.sh: Whisper base and SmolLM2-135M
+frozen and left out of the checkpoint, MoME on all 30 layers of SmolLM2, the configured rate pairs, and a finite
+loss at every pair on one batch."""
 
 from __future__ import annotations
 
@@ -10,29 +11,37 @@ import pytest
 import torch
 import yaml
 
+from mome.espnet.model import pair_name
 from mome.espnet.task import AVSRTask
 from tests.helpers.espnet import tiny_batch
 from tests.helpers.real_parts import real_part
 
 pytestmark = pytest.mark.real
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "egs/mini_lrs3/avsr/conf/train_mome_real.yaml"
+CONF = Path(__file__).resolve().parents[1] / "egs/mini_lrs3/avsr/conf"
 
 
-def test_real_config_builds_freezes_the_real_parts_and_trains(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "name, pairs",
+    [
+        ("train_mome_real.yaml", [(4, 2), (4, 5), (16, 2), (16, 5)]),
+        ("train_asr_mome_real.yaml", [(4, None), (16, None)]),
+    ],
+)
+def test_real_config_builds_freezes_the_real_parts_and_trains(name, pairs, tmp_path, monkeypatch):
     monkeypatch.setenv("MOME_PRETRAINED", str(real_part("whisper-base").parent))
     real_part("SmolLM2-135M-Instruct")
-    conf = yaml.safe_load(CONFIG.read_text())
-    conf["video_encoder_conf"] = {}  # stage 3's encoder is the recipe's; a fresh one of the same class here
+    conf = yaml.safe_load((CONF / name).read_text())
+    if "video_encoder" in conf:
+        conf["video_encoder_conf"] = {}  # stage 3's encoder is the recipe's; a fresh one of the same class here
     conf["model_conf"]["precomputed_features"] = False  # encoders in the step: raw audio and video in the batch
-    config = tmp_path / "train_mome_real.yaml"
+    config = tmp_path / name
     config.write_text(yaml.safe_dump(conf))
     args = AVSRTask.get_parser().parse_args(["--config", str(config)])
     torch.manual_seed(0)
     model = AVSRTask.build_model(args)
 
-    assert model.avsr.rate_pairs == [(4, 2), (4, 5), (16, 2), (16, 5)]
+    assert model.avsr.rate_pairs == pairs
     hf = model.avsr.llm.hf
     assert (hf.config.hidden_size, hf.config.num_hidden_layers, hf.config.vocab_size) == (576, 30, 49152)
     assert len(model.avsr.adapter.layers) == 30
@@ -43,7 +52,9 @@ def test_real_config_builds_freezes_the_real_parts_and_trains(tmp_path, monkeypa
     assert any(n.startswith("avsr.encoders.audio") for n in frozen) and any(".embed_tokens." in n for n in frozen)
 
     batch = tiny_batch()
+    if "video_encoder" not in conf:
+        del batch["video"], batch["video_lengths"]
     loss, stats, _ = model(**batch)
     assert torch.isfinite(loss)
-    for a, v in model.avsr.rate_pairs:
-        assert torch.isfinite(stats[f"loss_ra{a}_rv{v}"])
+    for a, v in pairs:
+        assert torch.isfinite(stats[f"loss_{pair_name((a, v))}"])
