@@ -16,7 +16,7 @@ the routers' load-balancing loss (MoME): the same numbers (up to float rounding)
 ``pairs_per_forward``. Stacked rows are padded to the longest pair's prompt, so one pass computes more
 positions than the separate ones (about a third more at rates (4, 2) ... (16, 5)): fewer, larger passes.
 ``ctc_weight`` w > 0 adds an auxiliary CTC loss (not in the papers; ESPnet's hybrid CTC convention):
-loss = (1 - w) * CE + w * CTC + balance, CTC the mean over the projected (modality, rate) sequences.
+loss = (1 - w) * CE + w * CTC + balance_weight * balance, CTC the mean over the projected (modality, rate) sequences.
 At inference the caller picks any pair the model was built for.
 """
 
@@ -254,8 +254,9 @@ class AVSRModel(nn.Module):
         """Mean over the projected (modality, rate) sequences of the CTC loss of each against the transcripts'
         LLM tokens, each projected token scored against the frozen LLM's input embedding table (V, d) and the
         learned blank (index V). It pulls the tokens towards the embeddings of the words spoken, which the
-        frozen LLM can read from its first step; a sequence shorter than its transcript (e.g. audio at rate 16)
-        cannot align and adds 0 (``zero_infinity``). projected: :meth:`project`'s output; targets: (L_i,) ids."""
+        frozen LLM can read from its first step. A sequence that cannot align (fewer tokens than its transcript
+        needs, a blank between repeats included; e.g. audio at rate 16) has loss 0 (``zero_infinity``) and still
+        counts in the batch mean. projected: :meth:`project`'s output; targets: (L_i,) ids."""
         table = torch.cat([self.llm.hf.get_input_embeddings().weight, self.ctc_blank[None]])
         target_lengths = torch.tensor([len(t) for t in targets])
         flat = torch.cat([t.to(table.device) for t in targets])
