@@ -234,3 +234,40 @@ def test_mouth_track_open_on_vowels_closed_in_silence():
     vowel = int((0.2 + 0.49) * 25)
     assert opening[vowel] > 0.6 and opening[:5].max() < 0.05 and opening[-3:].max() < 0.05
     assert np.abs(np.diff(opening)).max() < 0.5  # smoothed between frames
+
+
+def test_speech_set_voices_sentences_and_frame_labels(tmp_path):
+    """The audio stand-in's extra speech: a new voice every N utterances, never an excluded voice or sentence,
+    one phoneme label per 20 ms of each wav, reproducible from its seed."""
+    import json
+
+    from mome.bin.make_speech_set import main as make_speech_set_main
+    from mome.data.kaldi import read_table
+    from mome.data.media import read_wav
+    from mome.data.synth.speakers import draw_voice
+    from mome.data.synth.speech_set import _STREAM
+
+    phones = tmp_path / "phones.txt"
+    phones.write_text("_\n@\nI\na\nd\nn\ns\nt\n")  # espeak phonemes outside this list count as silence
+    first_voice = draw_voice(np.random.default_rng([0, _STREAM, 0, 1])).name
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"speakers_detail": [{"voice": first_voice, "splits": ["test"]}]}))
+    excluded = tmp_path / "text"
+    excluded.write_text("u1 the cat sat\n")
+    args = ["--data_dir", str(tmp_path / "data"), "--dump_dir", str(tmp_path / "dump"), "--phone_list", str(phones)]
+    args += ["--exclude", str(excluded), "--corpus_stats", str(stats), "--utterances", "3"]
+    assert make_speech_set_main([*args, "--utterances_per_voice", "2", "--no_progress"]) == 0
+    data = tmp_path / "data"
+    wavs, texts, labels = (read_table(data / name) for name in ("wav.scp", "text", "phones"))
+    assert set(wavs) == set(texts) == set(labels) and len(wavs) == 3
+    assert sorted(set(read_table(data / "utt2spk").values())) == ["voice00000", "voice00001"]
+    voices = read_table(data / "spk2voice")
+    assert sorted(voices) == ["voice00000", "voice00001"] and first_voice not in voices.values()
+    assert "the cat sat" not in texts.values()
+    for utt, path in wavs.items():
+        ids = [int(i) for i in labels[utt].split()]
+        assert len(ids) == round(len(read_wav(path)) / 16000 * 50)
+        assert ids[0] == 0 and ids[-1] == 0 and set(ids) - {0}  # silence around speech
+    first = (tmp_path / "dump/wav" / f"{sorted(wavs)[0]}.wav").read_bytes()
+    assert make_speech_set_main([*args, "--no_progress"]) == 0  # a finished set is kept
+    assert (tmp_path / "dump/wav" / f"{sorted(wavs)[0]}.wav").read_bytes() == first

@@ -146,6 +146,22 @@ def _face(rng: np.random.Generator, female: bool) -> FaceStyle:
     )
 
 
+def draw_voice(rng: np.random.Generator, accent: str | None = None, variant: str | None = None) -> Voice:
+    """A voice of the corpus' kind: the accent and variant given (or drawn), speaking rate, pitch, pitch range and
+    pause between words drawn."""
+    accent = accent or ACCENTS[rng.integers(len(ACCENTS))]
+    if variant is None:
+        variants = MALE_VARIANTS + FEMALE_VARIANTS
+        variant = variants[rng.integers(len(variants))]
+    return Voice(
+        f"{accent}+{variant}",
+        rate=int(rng.integers(135, 190)),
+        pitch=int(rng.integers(30, 71)),
+        pitch_range=int(rng.integers(30, 85)),
+        word_gap=int(rng.integers(0, 2)),
+    )
+
+
 def make_speakers(rng: np.random.Generator, count: int) -> list[Speaker]:
     """``count`` speakers with distinct ids and distinct (accent, voice variant) pairs, half of them female."""
     pairs_m = [(a, v) for a in ACCENTS for v in MALE_VARIANTS]
@@ -160,13 +176,7 @@ def make_speakers(rng: np.random.Generator, count: int) -> list[Speaker]:
         while sid in ids:
             sid = speaker_id(rng)
         ids.add(sid)
-        voice = Voice(
-            f"{accent}+{variant}",
-            rate=int(rng.integers(135, 190)),
-            pitch=int(rng.integers(30, 71)),
-            pitch_range=int(rng.integers(30, 85)),
-            word_gap=int(rng.integers(0, 2)),
-        )
+        voice = draw_voice(rng, accent, variant)
         speakers.append(Speaker(sid, voice, _face(rng, female), female, float(rng.uniform(-26, -18))))
     return speakers
 
