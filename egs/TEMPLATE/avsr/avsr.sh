@@ -129,7 +129,7 @@ if runs 3; then
   if [ -x local/pretrain.sh ]; then
     log "stage 3: pretrained parts (local/pretrain.sh)"
     # eval: --pretrain_args may quote options that take several words ("--lm_args '--max_steps 100'")
-    eval "local/pretrain.sh --datadir '$datadir' --expdir '$expdir' --train_set '$train_set' \
+    eval "local/pretrain.sh --datadir '$datadir' --dumpdir '$dumpdir' --expdir '$expdir' --train_set '$train_set' \
       --valid_set '$valid_set' --test_sets '$test_sets' --noise '$noise' $pretrain_args" ||
       die "stage 3 failed"
   else

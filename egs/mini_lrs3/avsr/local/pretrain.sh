@@ -4,16 +4,21 @@
 #   <datadir>/lang/                  from the synthesiser's alignments of the training set: phone and viseme lists
 #                                    and pronunciation lexicons; <datadir>/<set>/{phones,visemes}: frame labels
 #                                    (python -m mome.bin.frame_labels; never an input of the AVSR model)
+#   <datadir>/speech_set/            extra synthetic speech of many voices (never a test voice, a validation or test
+#                                    sentence) with its frame labels, for the audio stand-in (python -m
+#                                    mome.bin.make_speech_set; wavs in <dumpdir>/speech_set)
 #   <expdir>/pretrain_lm/            SentencePiece + small Llama on the corpus grammar and its spellings in sounds
 #                                    and mouth shapes, never a validation or test sentence (python -m
 #                                    mome.bin.pretrain_lm; a Hugging Face directory)
-#   <expdir>/pretrain_audio/encoder  small audio encoder trained to give the phoneme of every frame
+#   <expdir>/pretrain_audio/encoder  small audio encoder trained to give the phoneme of every frame, on the training
+#                                    set and the speech set
 #   <expdir>/pretrain_video/encoder  small video encoder trained to give the viseme of every frame
 #                                    (python -m mome.bin.pretrain_encoder, ESPnet's trainer)
 # The LM trains in the background beside the encoders (one process per core).
 set -euo pipefail
 
 datadir=data
+dumpdir=dump
 expdir=exp
 . ./db.sh
 alignments=$MINI_LRS3/alignments  # the synthesiser's phoneme timings of every clip (db.sh)
@@ -22,14 +27,16 @@ train_set=train
 valid_set=val
 test_sets=test
 modalities="audio video"  # the encoders to pretrain
+speech_set_size=6000  # utterances of extra synthetic speech for the audio encoder (0: none)
 lm_args=           # more python -m mome.bin.pretrain_lm options, e.g. "--max_steps 100"
 encoder_args=      # more python -m mome.bin.pretrain_encoder options, e.g. "--max_epoch 1"
 if [ "$MINI_LRS3_SIZE" = tiny ]; then  # the few-clip corpus checks the mechanics, in seconds
   lm_args="--max_steps 10 --batch_size 4"
   encoder_args="--max_epoch 1 --num_iters_per_epoch 2"
+  speech_set_size=20
 fi
-help_message="Usage: $0 [--alignments DIR] [--noise WAV] [--datadir data] [--expdir exp] [--modalities 'audio video']
-  [--lm_args ...] [--encoder_args ...]"
+help_message="Usage: $0 [--alignments DIR] [--noise WAV] [--datadir data] [--dumpdir dump] [--expdir exp]
+  [--modalities 'audio video'] [--speech_set_size N] [--lm_args ...] [--encoder_args ...]"
 . utils/parse_options.sh
 [ -n "$alignments" ] && [ -d "$alignments" ] || { echo "$0: --alignments '$alignments' is not a directory" >&2; exit 1; }
 
@@ -58,9 +65,22 @@ fi
 for modality in $modalities; do
   out=$expdir/pretrain_$modality
   [ ! -f "$out/encoder/model.safetensors" ] || { log "$modality encoder: $out/encoder is there"; continue; }
+  train_dir=$datadir/$train_set
   if [ $modality = audio ]; then
     labels=phones tokens=$datadir/lang/phones.txt inputs=wav.scp,audio,sound
     extra=(); [ -z "$noise" ] || extra=(--preprocessor_conf "noise=$noise")
+    if ((speech_set_size > 0)); then
+      exclude=()
+      for set in $valid_set $test_sets; do exclude+=("$datadir/$set/text"); done
+      log "speech set: $speech_set_size utterances of new voices -> $datadir/speech_set"
+      python -m mome.bin.make_speech_set --data_dir "$datadir/speech_set" --dump_dir "$dumpdir/speech_set" \
+        --phone_list "$tokens" --exclude "${exclude[@]}" --corpus_stats "$MINI_LRS3/stats.json" \
+        --utterances "$speech_set_size" --no_progress
+      # the encoder learns from the training set and the speech set together
+      train_dir=$datadir/${train_set}_speech_set
+      mkdir -p "$train_dir"
+      for f in wav.scp phones; do sort "$datadir/$train_set/$f" "$datadir/speech_set/$f" >"$train_dir/$f"; done
+    fi
   else
     labels=visemes tokens=$datadir/lang/visemes.txt inputs=roi.scp,video,roi
     extra=()
@@ -70,8 +90,8 @@ for modality in $modalities; do
   # shellcheck disable=SC2086
   python -m mome.bin.pretrain_encoder --config conf/pretrain_$modality.yaml --output_dir "$out" --resume true \
     --token_list "$tokens" "${extra[@]}" \
-    --train_data_path_and_name_and_type "$datadir/$train_set/$inputs" \
-    --train_data_path_and_name_and_type "$datadir/$train_set/$labels,labels,text_int" \
+    --train_data_path_and_name_and_type "$train_dir/$inputs" \
+    --train_data_path_and_name_and_type "$train_dir/$labels,labels,text_int" \
     --valid_data_path_and_name_and_type "$datadir/$valid_set/$inputs" \
     --valid_data_path_and_name_and_type "$datadir/$valid_set/$labels,labels,text_int" \
     $encoder_args >"$out/train.log" 2>&1 || { echo "$0: $modality encoder pretraining failed: see $out/train.log" >&2; exit 1; }
