@@ -61,7 +61,7 @@ class LMConfig:
     heads: int = 4
     kv_heads: int = 2
     intermediate_size: int = 256
-    block_size: int = 160  # tokens per training document (longer than the AVSR prompts it will read)
+    block_size: int = 128  # tokens per training document (longer than the AVSR prompts it will read)
     repeat_p: float = 0.2  # share of a document's sentences that repeat an earlier one
     instruction_p: float = 0.5  # chance that a repeat follows a transcription instruction
     spelling_p: float = 0.5  # share of a document's sentences spelled in a script first (given lexicons)
@@ -69,7 +69,7 @@ class LMConfig:
     double_p: float = 0.3  # a spelled unit written twice
     swap_p: float = 0.05  # a spelled unit replaced by a random one of its script
     batch_size: int = 32
-    max_steps: int = 1500
+    max_steps: int = 2400
     lr: float = 4e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
