@@ -380,9 +380,19 @@ def test_recipe_learns_tiny(tmp_path):
     105.8 % (rate 4) and 148.1 % (rate 16)."""
     recipe, corpus = recipe_copy(tmp_path), tmp_path / "corpus"
     conf = yaml.safe_load((REPO / "egs/mini_lrs3/avsr/conf/train_asr_mome.yaml").read_text())
+    schedule = conf["scheduler_conf"]
     configs = {
-        "learned": {"max_epoch": 8, "num_iters_per_epoch": 25, "batch_bins": 400},
-        "untrained": {"max_epoch": 1, "num_iters_per_epoch": 1, "optim_conf": {**conf["optim_conf"], "lr": 0.0}},
+        "learned": {
+            "max_epoch": 8,
+            "num_iters_per_epoch": 25,
+            "batch_bins": 400,
+            "scheduler_conf": {**schedule, "first_cycle_steps": 200, "warmup_steps": 20},
+        },
+        "untrained": {  # one step at learning rate 0 (the scheduler sets it)
+            "max_epoch": 1,
+            "num_iters_per_epoch": 1,
+            "scheduler_conf": {**schedule, "first_cycle_steps": 2, "warmup_steps": 1, "max_lr": 0.0},
+        },
     }
     for name, change in configs.items():
         (tmp_path / f"train_{name}.yaml").write_text(yaml.safe_dump({**conf, **change}))
