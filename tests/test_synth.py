@@ -212,6 +212,24 @@ def test_espeak_word_and_phoneme_times():
     assert "aU" in {p.label for p in sp.phonemes}  # the vowel of "houses", stress marks stripped
 
 
+def test_breathy_voice_same_samples_in_every_process():
+    """A breathy variant (f5) mixes noise into the voice: two fresh espeak-ng servers, started a second apart
+    (the library seeds its noise from the clock), speak it to the same samples."""
+    import time
+
+    from mome.data.synth.espeak import EspeakServer
+
+    voice = speech.Voice("en-gb-x-rp+f5", rate=170, pitch=50, pitch_range=50)
+    first = EspeakServer()
+    time.sleep(1.1)
+    second = EspeakServer()
+    try:
+        a, b = (s.speak("the quick brown fox", voice)[0] for s in (first, second))
+    finally:
+        first.close(), second.close()
+    assert len(a) > 1000 and a == b
+
+
 def test_viseme_map():
     assert len(visemes.VISEMES) <= 14 and visemes.TARGETS.shape == (len(visemes.VISEMES), 5)
     v = visemes.viseme_of

@@ -8,7 +8,8 @@ The library bundled by the PyPI package ``espeakng-loader`` (with its data) is p
 
 Why a server: espeak-ng keeps state from one utterance to the next (the phase of its wave
 generator's pitch flutter is a static variable that nothing resets), so the same text with the same
-voice comes out a few samples longer or shorter depending on what was said before. The server is a
+voice comes out a few samples longer or shorter depending on what was said before; and the noise of
+breathy variants comes from a generator the library seeds from the clock (seeded here with 0). The server is a
 lean process (no numpy) whose library is initialised but never used: for each request it forks a
 child that sets the voice and speaks from that pristine state, sends the result and exits. (Setting
 voices in the server itself is no good either: after a few voice changes the next utterance loses
@@ -122,6 +123,11 @@ class Espeak:
         )
         if self.sample_rate <= 0:
             raise SpeechError(f"espeak_Initialize failed (data path {data_path!r})")
+        # breathy variants (f5, ...) mix in noise from a generator the library seeds from the clock
+        if hasattr(self.lib, "espeak_ng_SetRandSeed"):  # espeak-ng >= 1.52
+            self.lib.espeak_ng_SetRandSeed(ctypes.c_long(0))
+        else:  # older libraries draw from the C library's rand()
+            ctypes.CDLL(None).srand(0)
         self._chunks: list[bytes] = []
         self._events: list[Event] = []
         self._callback = _Callback(self._on_audio)  # keep a reference: the library holds a raw pointer
