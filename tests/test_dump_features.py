@@ -236,3 +236,30 @@ def test_recipe_trains_from_features_with_features_true(dumped, tmp_path):
             assert (scp.parent / f"{modality}_feats_shape").is_file() and f"{scp},{modality}_feats,kaldi_ark" in log
     assert "precomputed_features=true" in log and "audio_feats.scp,audio_feats,kaldi_ark" in log
     assert (tmp_path / "exp/online/1epoch.pth").is_file()
+
+
+def test_shared_features_follow_the_encoder_weights(dumped, tmp_path):
+    """The recipe's shared dump (``--dump_dir``) is kept while the encoder's weights are the same, and an encoder
+    trained again (other weights at the same path) gets features of its own rather than the old ones."""
+    import shutil
+
+    from mome.espnet.features import dump_shared
+    from mome.models.encoders.avhubert import AVHubertVideoEncoder
+    from mome.models.encoders.avhubert_checkpoint import fairseq_style_checkpoint
+
+    root, train, valid, _, _ = dumped
+    pretrained = shutil.copytree(root / "pretrained", tmp_path / "pretrained")
+    config = frozen_config(
+        tmp_path / "c.yaml", root, train / "text", pretrained, model_conf={"precomputed_features": True}
+    )
+    first = dump_shared(config, valid, tmp_path / "features", ["video"])["video"]
+    written = first.stat().st_mtime_ns
+    assert dump_shared(config, valid, tmp_path / "features", ["video"])["video"] == first
+    assert first.stat().st_mtime_ns == written  # kept, not dumped again
+    torch.manual_seed(1234)
+    torch.save(fairseq_style_checkpoint(AVHubertVideoEncoder("tiny")), pretrained / "large_vox_iter5.pt")
+    second = dump_shared(config, valid, tmp_path / "features", ["video"])["video"]
+    assert second != first and second.parent.parent != first.parent.parent
+    old, new = dict(kaldiio.load_scp(str(first))), dict(kaldiio.load_scp(str(second)))
+    assert old.keys() == new.keys()
+    assert all(not np.allclose(old[k], new[k]) for k in old)

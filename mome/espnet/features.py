@@ -133,16 +133,37 @@ def dump_features(
     return scps
 
 
+def weights_digest(path: str | Path) -> str:
+    """SHA-1 of the bytes of a weights file, or of every file under a directory (names and bytes, in sorted order);
+    ``$VAR`` expanded. A path that does not exist gives "missing" (the encoder's loader names it)."""
+    import hashlib
+
+    path = Path(os.path.expandvars(str(path)))
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path] if path.is_file() else []
+    if not files:
+        return "missing"
+    digest = hashlib.sha1()
+    for f in files:
+        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode() + b"\0")
+        with open(f, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha1").digest())
+    return digest.hexdigest()
+
+
 def feature_key(args: argparse.Namespace, modality: str) -> str:
     """A name for the features of one modality's frozen encoder under a config's evaluation preprocessing:
-    configs that share the encoder (kind, conf) and the preprocessing share the dumped features."""
+    configs that share the encoder (kind, conf, the bytes of its weights) and the preprocessing share the dumped
+    features; an encoder trained again (stage 3 rerun) gets features of its own rather than the old ones."""
     import hashlib
     import json
 
     preprocess = {
         k: v for k, v in (getattr(args, "preprocessor_conf", None) or {}).items() if k not in ("noise", "snrs")
     }
-    spec = [getattr(args, f"{modality}_encoder"), getattr(args, f"{modality}_encoder_conf", None) or {}, preprocess]
+    conf = dict(getattr(args, f"{modality}_encoder_conf", None) or {})
+    if conf.get("path") is not None:
+        conf["weights"] = weights_digest(conf["path"])
+    spec = [getattr(args, f"{modality}_encoder"), conf, preprocess]
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{modality}_{spec[0]}_{digest}"
 
