@@ -70,3 +70,13 @@ def test_two_gloo_processes_train_under_ddp_and_agree(tmp_path):
     first, second = (torch.load(out / f"{e}epoch.pth", weights_only=True) for e in (1, 2))
     moved = [k for k in first if k.endswith("experts.up_weight") and not torch.equal(first[k], second[k])]
     assert moved, "the second DDP step must have updated the routed experts"
+    # a rerun of the finished training (a recipe resumed after a kill that came after the last epoch) has nothing
+    # to train: both ranks reach the end at once and must leave cleanly, every time
+    for _ in range(3):
+        command[command.index("--master_port") + 1] = str(free_port())
+        again = subprocess.run(
+            [*command, "--resume", "true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        log = again.stdout + again.stderr
+        assert again.returncode == 0, log[-4000:]
+        assert "already reached at max_epoch" in log and "terminate called" not in log

@@ -179,7 +179,14 @@ class AVSRTrainer(Trainer):
                 distributed_option=distributed_option,
             )
         if distributed_option.distributed:
+            import torch.distributed as dist
+
             cls.check_replicas(model, trainer_options.ngpu)
+            # leave together and close the group (ESPnet does not): a rank that exits while the other is still in
+            # the last collective, or with gloo's threads alive, aborts ("terminate called without an active
+            # exception"), seen on a rerun of a finished training, where the ranks reach this point at once
+            dist.barrier()
+            dist.destroy_process_group()
 
     @staticmethod
     def check_replicas(model: torch.nn.Module, ngpu: int) -> None:
