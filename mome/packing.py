@@ -37,7 +37,8 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _digest(path: Path) -> str:
+def path_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of every file under a directory (relative names and bytes, sorted)."""
     h = hashlib.sha256()
     for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
         h.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
@@ -105,7 +106,7 @@ def pack_model(
                 else:
                     shutil.copyfile(source, target)
                 conf[key] = name
-                entry.update(copied=True, path=name, sha256=_digest(target))
+                entry.update(copied=True, path=name, sha256=path_digest(target))
             else:
                 conf[key] = conf[key] if "MOME_PRETRAINED" in conf[key] else _named(source)
                 entry.update(copied=False, path=conf[key])
@@ -121,8 +122,9 @@ def pack_model(
         (work / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         if (model_dir / CALIBRATION_FILE).is_file():
             shutil.copyfile(model_dir / CALIBRATION_FILE, work / CALIBRATION_FILE)
+        digest = path_digest(work / CHECKPOINT)
         manifest = {"format": FORMAT, "version": VERSION, "source": str(model_dir.absolute()), "checkpoint": CHECKPOINT,
-                    "checkpoint_source": str(checkpoint.absolute()), "checkpoint_sha256": _digest(work / CHECKPOINT),
+                    "checkpoint_source": str(checkpoint.absolute()), "checkpoint_sha256": digest,
                     "tokenizer": "tokenizer", "frozen": parts}  # fmt: skip
         (work / PACK_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     except BaseException:
@@ -150,7 +152,7 @@ def check_packed(pack_dir: str | Path) -> list[str]:
     for part in body["frozen"]:
         if part["copied"]:
             path = pack_dir / part["path"]
-            if not path.exists() or _digest(path) != part["sha256"]:
+            if not path.exists() or path_digest(path) != part["sha256"]:
                 problems.append(f"{part['option']}: {path} is missing or changed since packing")
         else:
             path = Path(os.path.expandvars(part["path"]))

@@ -134,20 +134,12 @@ def dump_features(
 
 
 def weights_digest(path: str | Path) -> str:
-    """SHA-1 of the bytes of a weights file, or of every file under a directory (names and bytes, in sorted order);
-    ``$VAR`` expanded. A path that does not exist gives "missing" (the encoder's loader names it)."""
-    import hashlib
+    """:func:`mome.packing.path_digest` of an encoder's weights (``$VAR`` expanded); "missing" for a path that does
+    not exist (the encoder's loader names it)."""
+    from mome.packing import path_digest
 
     path = Path(os.path.expandvars(str(path)))
-    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path] if path.is_file() else []
-    if not files:
-        return "missing"
-    digest = hashlib.sha1()
-    for f in files:
-        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode() + b"\0")
-        with open(f, "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha1").digest())
-    return digest.hexdigest()
+    return path_digest(path) if path.exists() else "missing"
 
 
 def feature_key(args: argparse.Namespace, modality: str) -> str:

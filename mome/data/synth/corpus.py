@@ -179,20 +179,22 @@ def _face_boxes(points: np.ndarray) -> list[tuple[float, float, float, float]]:
     return [(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in box]
 
 
+def speak_clip(text: str, voice: Voice, loudness_db: float, rng: np.random.Generator):
+    """``text`` spoken by ``voice`` in a clip as the corpus lays one out (silences drawn before and after, the level
+    near ``loudness_db``, a faint noise floor): ``(speech, lead seconds, 16 kHz audio, number of video frames)``."""
+    speech, lead, trail = _speak_to_fit(text, voice, rng.uniform(0.15, 0.45), rng.uniform(0.15, 0.4))
+    num_frames = int(np.ceil(max(lead + speech.words[-1].end + trail, MIN_SECONDS) * FPS - 1e-6))
+    audio = _place_audio(
+        speech, lead, num_frames * SAMPLES_PER_FRAME, loudness_db + rng.uniform(-2, 2), rng.uniform(-66, -56), rng
+    )
+    return speech, lead, audio, num_frames
+
+
 def make_clip(out: Path, clip: Clip) -> float:
     """Write one clip's mp4, landmarks and transcript; returns its duration in seconds."""
     rng = np.random.default_rng(list(clip.seed))
     speaker = clip.speaker
-    speech, lead, trail = _speak_to_fit(clip.text, speaker.voice, rng.uniform(0.15, 0.45), rng.uniform(0.15, 0.4))
-    num_frames = int(np.ceil(max(lead + speech.words[-1].end + trail, MIN_SECONDS) * FPS - 1e-6))
-    audio = _place_audio(
-        speech,
-        lead,
-        num_frames * SAMPLES_PER_FRAME,
-        speaker.loudness_db + rng.uniform(-2, 2),
-        rng.uniform(-66, -56),
-        rng,
-    )
+    speech, lead, audio, num_frames = speak_clip(clip.text, speaker.voice, speaker.loudness_db, rng)
     states = np.zeros((num_frames, 6))
     states[:, :5] = mouth_track(speech.phonemes, num_frames, FPS, offset=lead)
     states[:, BLINK] = _blinks(rng, num_frames)

@@ -29,7 +29,7 @@ from mome.atomic import replace_dir, staging_dir
 from mome.data.kaldi import write_table
 from mome.data.media import write_wav
 from mome.data.synth.alignments import AUDIO_LABEL_RATE, frame_labels, phone_class
-from mome.data.synth.corpus import FPS, MIN_SECONDS, SAMPLES_PER_FRAME, _place_audio, _speak_to_fit
+from mome.data.synth.corpus import speak_clip
 from mome.data.synth.speakers import draw_voice
 from mome.data.synth.speech import SAMPLE_RATE
 from mome.data.synth.text import Grammar
@@ -79,11 +79,7 @@ def make_speech_set(
         text = grammar.sentence(max_words=max_words)
         while text in exclude:
             text = grammar.sentence(max_words=max_words)
-        speech, lead, trail = _speak_to_fit(text, voice, rng.uniform(0.15, 0.45), rng.uniform(0.15, 0.4))
-        num_frames = int(np.ceil(max(lead + speech.words[-1].end + trail, MIN_SECONDS) * FPS - 1e-6))
-        audio = _place_audio(
-            speech, lead, num_frames * SAMPLES_PER_FRAME, loudness + rng.uniform(-2, 2), rng.uniform(-66, -56), rng
-        )
+        speech, lead, audio, _ = speak_clip(text, voice, loudness, rng)
         utt = f"{speaker}_{i:06d}"
         write_wav(work_dump / "wav" / f"{utt}.wav", audio, SAMPLE_RATE)
         units = [(p.start + lead, p.end + lead, phone_class(p.label)) for p in speech.phonemes]
