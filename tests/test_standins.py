@@ -18,7 +18,7 @@ from mome.data.synth.alignments import (
     write_lexicon,
 )
 from mome.espnet.preprocess import AVSRPreprocessor, speed, stretch
-from mome.models.encoders.pretraining import IGNORE_LABEL, FrameClassifier
+from mome.models.encoders.pretraining import IGNORE_LABEL, FrameClassifier, neighbour_labels
 from mome.models.encoders.small import SmallAudioEncoder, SmallVideoEncoder
 
 
@@ -81,6 +81,38 @@ def test_frame_classifier_loss_and_accuracy_by_hand():
     p_right = np.exp(10) / (np.exp(10) + 2)
     expected = -(4 * np.log(p_right) + 3 * np.log((1 - p_right) / 2)) / 7
     assert out.loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_neighbour_labels_name_the_previous_and_next_segment():
+    n = IGNORE_LABEL
+    labels = torch.tensor([[5, 5, 7, 7, 7, 2, n], [3, 3, 3, n, n, n, n], [4, 9, 4, 4, 0, 0, 0]])
+    previous, following = neighbour_labels(labels)
+    assert previous.tolist() == [[n, n, 5, 5, 5, 7, n], [n, n, n, n, n, n, n], [n, 4, 9, 9, 4, 4, 4]]
+    assert following.tolist() == [[7, 7, 2, 2, 2, n, n], [n, n, n, n, n, n, n], [9, 4, 0, 0, n, n, n]]
+
+
+def test_context_classifiers_add_their_weighted_loss():
+    encoder = SmallAudioEncoder(dim=16, layers=1, heads=2, ffn_dim=32)
+    classifier = FrameClassifier(encoder, num_labels=3, context_weight=0.5)
+    with torch.no_grad():  # every head says label 1 surely; only the next-segment head is uniform
+        for head in (classifier.head, classifier.previous_head, classifier.next_head):
+            head.weight.zero_()
+            head.bias.copy_(torch.tensor([0.0, 10.0, 0.0]))
+        classifier.next_head.bias.zero_()
+    audio = torch.randn(1, 1600)  # 5 output frames
+    out = classifier(audio, torch.tensor([1600]), torch.tensor([[1, 1, 2, 2, 0]]))
+    # frames: labels 1 1 2 2 0 | previous - - 1 1 2 | next 2 2 0 0 -
+    p_right = np.exp(10) / (np.exp(10) + 2)
+    right, wrong = -np.log(p_right), -np.log((1 - p_right) / 2)
+    frame_loss = (2 * right + 3 * wrong) / 5
+    previous_loss = (2 * right + wrong) / 3
+    next_loss = np.log(3)
+    assert out.loss.item() == pytest.approx(frame_loss + 0.5 * (previous_loss + next_loss), rel=1e-4)
+    assert float(out.accuracy) == pytest.approx(2 / 5)
+    # previous: 2 of 3 right; next: a uniform head's arg-max is label 0, right on 2 of 4
+    assert float(out.context_accuracy) == pytest.approx((2 / 3 + 2 / 4) / 2)
+    with pytest.raises(ValueError, match="context_weight"):
+        FrameClassifier(encoder, num_labels=3, context_weight=-1)
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,8 @@ class FrameClassifierESPnetModel(AbsESPnetModel):
             raise ValueError(f"the batch holds no {self.modality!r} input (data names: {sorted(batch)})")
         out = self.classifier(x, lengths, labels)
         stats = {"loss": out.loss.detach(), "acc": out.accuracy.detach()}
+        if out.context_accuracy is not None:
+            stats["context_acc"] = out.context_accuracy.detach()
         return force_gatherable((out.loss, stats, labels.shape[0]), out.loss.device)
 
     def collect_feats(self, **batch) -> dict[str, torch.Tensor]:
@@ -94,6 +96,13 @@ class EncoderPretrainTask(AbsTask):
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         group = parser.add_argument_group(description="Encoder pretraining related")
         group.add_argument("--token_list", type=str, default=None, help="the labels, one per line (line number = id)")
+        group.add_argument(
+            "--context_weight",
+            type=float,
+            default=0.0,
+            help="weight of two more classifiers naming the previous and the next segment's label at every frame "
+            "(0: none); the encoder's frames then carry their neighbours, which survives average pooling",
+        )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -132,5 +141,7 @@ class EncoderPretrainTask(AbsTask):
             raise ConfigError("--token_list: give the label list (one label per line)")
         modality = cls.modality(args)
         encoder = build_encoder(modality, args)
-        classifier = FrameClassifier(encoder, len(read_token_list(args.token_list)))
+        classifier = FrameClassifier(
+            encoder, len(read_token_list(args.token_list)), getattr(args, "context_weight", 0.0)
+        )
         return FrameClassifierESPnetModel(classifier, modality)
