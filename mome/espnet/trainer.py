@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from espnet2.train.trainer import Trainer
 
 from mome import atomic
@@ -179,8 +180,6 @@ class AVSRTrainer(Trainer):
                 distributed_option=distributed_option,
             )
         if distributed_option.distributed:
-            import torch.distributed as dist
-
             cls.check_replicas(model, trainer_options.ngpu)
             # leave together and close the group (ESPnet does not): a rank that exits while the other is still in
             # the last collective, or with gloo's threads alive, aborts ("terminate called without an active
@@ -190,8 +189,6 @@ class AVSRTrainer(Trainer):
 
     @staticmethod
     def check_replicas(model: torch.nn.Module, ngpu: int) -> None:
-        import torch.distributed as dist
-
         device = "cuda" if ngpu > 0 else "cpu"
         mine = parameter_fingerprint(model).to(device)
         prints = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]

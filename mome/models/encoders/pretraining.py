@@ -35,18 +35,21 @@ def neighbour_labels(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     frame, each (B, T); IGNORE_LABEL where there is none (first / last segment, padding).
 
     E.g. [5, 5, 7, 7, 7, 2, -1] -> previous [-1, -1, 5, 5, 5, 7, -1], next [7, 7, 2, 2, 2, -1, -1]."""
+    unlabelled = labels == IGNORE_LABEL
+    previous = _previous_segment_label(labels).masked_fill(unlabelled, IGNORE_LABEL)
+    following = _previous_segment_label(labels.flip(1)).flip(1).masked_fill(unlabelled, IGNORE_LABEL)
+    return previous, following
+
+
+def _previous_segment_label(labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) -> the label just before each frame's segment (IGNORE_LABEL for the first segment); the next
+    segment's label is this on the reversed sequence."""
     batch, time = labels.shape
-    index = torch.arange(time, device=labels.device).expand(batch, time)
     starts = torch.ones_like(labels, dtype=torch.bool)
     starts[:, 1:] = labels[:, 1:] != labels[:, :-1]
-    ends = torch.ones_like(starts)
-    ends[:, :-1] = starts[:, 1:]
+    index = torch.arange(time, device=labels.device).expand(batch, time)
     start = torch.where(starts, index, 0).cummax(1).values  # first frame of each frame's segment
-    end = torch.where(ends, index, time - 1).flip(1).cummin(1).values.flip(1)  # its last frame
-    previous = labels.gather(1, (start - 1).clamp_min(0)).masked_fill(start == 0, IGNORE_LABEL)
-    following = labels.gather(1, (end + 1).clamp_max(time - 1)).masked_fill(end == time - 1, IGNORE_LABEL)
-    unlabelled = labels == IGNORE_LABEL
-    return previous.masked_fill(unlabelled, IGNORE_LABEL), following.masked_fill(unlabelled, IGNORE_LABEL)
+    return labels.gather(1, (start - 1).clamp_min(0)).masked_fill(start == 0, IGNORE_LABEL)
 
 
 class FrameClassifier(nn.Module):
