@@ -103,7 +103,8 @@ def pair_label(pair) -> str:
 
 
 def plot_wer_vs_compute(points: Sequence[ComputePoint], out: Path, title: str) -> Path:
-    """One line per model through its rate pairs (cheapest first), each point labelled with its pair."""
+    """One line per model through its rate pairs (cheapest first); each rate pair is labelled once, above its
+    highest point (a pair costs the same compute in every model, so the models' points of a pair stack up)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,8 +116,15 @@ def plot_wer_vs_compute(points: Sequence[ComputePoint], out: Path, title: str) -
         mine = sorted((p for p in points if p.model == model), key=lambda p: p.tflops)
         x, y = [p.tflops / scale for p in mine], [p.wer for p in mine]
         ax.plot(x, y, marker="o", label=model)
-        for p, xi, yi in zip(mine, x, y):
-            ax.annotate(pair_label(p.pair), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    tops: dict[tuple, ComputePoint] = {}
+    for p in points:
+        key = (p.pair, round(p.tflops / scale, 6))
+        if key not in tops or p.wer > tops[key].wer:
+            tops[key] = p
+    for p in tops.values():
+        ax.annotate(
+            pair_label(p.pair), (p.tflops / scale, p.wer), textcoords="offset points", xytext=(4, 4), fontsize=7
+        )
     ax.set_xlabel(f"LLM forward {unit} per utterance (prompt + transcript)")
     ax.set_ylabel("WER (%)")
     ax.set_title(title, fontsize=10)
