@@ -309,4 +309,46 @@ def test_ctc_is_near_zero_for_tokens_that_spell_the_transcript_and_off_by_defaul
     plain = build()
     assert plain.ctc_blank is None and plain(TEXTS, **inputs()).ctc_loss is None
     with pytest.raises(ValueError, match="ctc_weight"):
-        build(ctc_weight=1.0)
+        build(ctc_weight=1.5)
+
+
+def test_ctc_weight_one_trains_the_projectors_alone_without_an_llm_pass(monkeypatch):
+    model = build(MoMESpec(experts=4, top_k=2, shared_experts=1, bottleneck=4), ctc_weight=1.0)
+    with_llm = build(MoMESpec(experts=4, top_k=2, shared_experts=1, bottleneck=4), ctc_weight=0.5)
+    with_llm.load_state_dict(model.state_dict())
+
+    def no_llm_pass(*args, **kwargs):
+        raise AssertionError("the LLM ran")
+
+    monkeypatch.setattr(model.llm, "loss_per_row", no_llm_pass)
+    out = model(TEXTS, **inputs())
+    assert out.ce_loss is None and out.balance_loss is None and out.pair_losses == {}
+    # the loss is the CTC term alone, the same CTC as with the LLM's cross-entropy beside it
+    reference = with_llm(TEXTS, **inputs())
+    assert torch.equal(out.loss, out.ctc_loss) and torch.allclose(out.ctc_loss, reference.ctc_loss)
+    out.loss.backward()
+    learning = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert "ctc_blank" in learning and learning <= {"ctc_blank"} | {
+        name for name, _ in model.projectors.named_parameters(prefix="projectors")
+    }
+    assert any(name.startswith("projectors.video.") for name in learning)
+
+
+def test_a_model_trained_by_ctc_alone_transcribes_by_best_path_ctc(monkeypatch):
+    model = build(video=False, audio_rates=(1,), ctc_weight=1.0)
+    table = model.llm.hf.get_input_embeddings().weight.detach()
+    with torch.no_grad():
+        model.ctc_blank.copy_(3 * torch.randn(table.shape[1], generator=torch.Generator().manual_seed(0)))
+    blank = model.ctc_blank.detach()
+    a, b = model.llm.tokenize(["hello world"])[0].tolist()[:2]
+    # frames a a <blank> a b <blank> b b; the first row is 6 frames long, the second 4 (the rest is padding)
+    frames = [table[a], table[a], blank, table[a], table[b], blank, table[b], table[b]]
+    tokens = 50 * torch.stack(frames)[None].repeat(2, 1, 1)
+    monkeypatch.setattr(model, "project", lambda features, pairs: {("audio", 1): (tokens, torch.tensor([6, 4]))})
+
+    rows = model.decode_scored_from_features(features=None, rates=1, beam_size=4)
+    # repeats merge, blanks go, a repeat across a blank stays; padding frames are never read
+    assert [row["ids"].tolist() for row in rows] == [[a, a, b], [a, a]]
+    assert all(row["ended"] and row["prompt_tokens"] == 0 for row in rows)
+    assert rows[0]["log_probs"].shape == (3,) and bool((rows[0]["log_probs"] > -1e-3).all())  # near one-hot
+    assert model.decode_from_features(None, rates=1) == [model.llm.detokenize(r["ids"]) for r in rows]

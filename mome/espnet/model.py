@@ -113,7 +113,9 @@ class AVSRESPnetModel(AbsESPnetModel):
         )
         loss = out.loss
         batch = text.shape[0]
-        stats = {"loss": loss.detach(), "loss_ce": out.ce_loss.detach()}
+        stats = {"loss": loss.detach()}
+        if out.ce_loss is not None:  # None when CTC alone trains the projectors (ctc_weight 1)
+            stats["loss_ce"] = out.ce_loss.detach()
         if out.balance_loss is not None:  # MoME only (ESPnet's validation would log a None as nan)
             stats["loss_balance"] = out.balance_loss.detach()
         if out.ctc_loss is not None:

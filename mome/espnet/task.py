@@ -18,7 +18,7 @@ included, comes from the signature of the class it configures (ESPnet's ``get_de
 ``--print_config`` shows them.
 
 ``pairs_per_forward``: rate pairs whose prompts share one LLM pass ("all", or a number: less memory);
-``ctc_weight``: weight of the auxiliary CTC loss on the projected tokens (:class:`AVSRModel`; 0: off);
+``ctc_weight``: weight of the auxiliary CTC loss on the projected tokens (:class:`AVSRModel`; 0: off; 1: CTC alone);
 ``precomputed_features``: true (every modality), a list (``[audio]``) or false: which modalities train from
 features dumped once by ``python -m mome.bin.dump_features`` with their frozen encoders (no augmentation
 of those modalities then) instead of encoding online.

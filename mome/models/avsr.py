@@ -17,6 +17,8 @@ the routers' load-balancing loss (MoME): the same numbers (up to float rounding)
 positions than the separate ones (about a third more at rates (4, 2) ... (16, 5)): fewer, larger passes.
 ``ctc_weight`` w > 0 adds an auxiliary CTC loss (not in the papers; ESPnet's hybrid CTC convention):
 loss = (1 - w) * CE + w * CTC + balance_weight * balance, CTC the mean over the projected (modality, rate) sequences.
+w = 1 is CTC alone: no LLM pass, only the projectors (and CTC's blank) learn, a quick warm-up of the projectors
+whose weights a full training then starts from (``init_param``).
 At inference the caller picks any pair the model was built for.
 """
 
@@ -41,7 +43,7 @@ RatePair = tuple[int | None, int | None]
 @dataclass
 class AVSROutput:
     loss: torch.Tensor
-    ce_loss: torch.Tensor
+    ce_loss: torch.Tensor | None  # None with ctc_weight 1 (no LLM pass)
     balance_loss: torch.Tensor | None = None
     ctc_loss: torch.Tensor | None = None
     pair_losses: dict[RatePair, torch.Tensor] = field(default_factory=dict)
@@ -92,8 +94,8 @@ class AVSRModel(nn.Module):
         self.adapter = None if adapter is None else adapter.build(llm, len(self.rate_pairs))
         self.balance_weight = balance_weight
         self.pairs_per_forward = self._check_pairs_per_forward(pairs_per_forward)
-        if not 0.0 <= ctc_weight < 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1), got {ctc_weight!r}")
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight!r}")
         self.ctc_weight = float(ctc_weight)
         # CTC's blank, one learned vector beside the frozen LLM's token embeddings (only with ctc_weight > 0)
         self.ctc_blank = nn.Parameter(torch.zeros(llm.hidden_size)) if ctc_weight > 0 else None
@@ -282,6 +284,9 @@ class AVSRModel(nn.Module):
             raise ValueError(f"{len(texts)} transcripts for a batch of {batch}")
         targets = self.llm.tokenize(texts) if isinstance(texts[0], str) else list(texts)
         projected = self.project(encoded, self.rate_pairs)
+        if self.ctc_weight == 1.0:  # CTC alone: the projectors' warm-up, no LLM pass
+            ctc = self.ctc_loss(projected, targets)
+            return AVSROutput(ctc, None, ctc_loss=ctc)
         pair_losses, balance = {}, []
         for group in self.pair_groups():
             pairs = [self.rate_pairs[i] for i in group]
@@ -320,6 +325,8 @@ class AVSRModel(nn.Module):
     @torch.no_grad()
     def decode_from_features(self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32) -> list[str]:
         """Transcribe at one rate pair from :meth:`encode`'s output (encode once, decode at every pair)."""
+        if self.ctc_weight == 1.0:
+            return [self.llm.detokenize(row["ids"]) for row in self.ctc_decode_from_features(features, rates)]
         index = self.scale_index(rates)
         prompt = self.prompt(features, self.rate_pairs[index], None, "left")
         self._set_scale([index], len(prompt.inputs_embeds))
@@ -334,6 +341,8 @@ class AVSRModel(nn.Module):
         "prompt_tokens": int}`` (the prompt's LLM input positions, padding excluded:
         :func:`mome.models.accounting.prompt_tokens` counts the same), the hypotheses of
         :meth:`decode_from_features`."""
+        if self.ctc_weight == 1.0:
+            return self.ctc_decode_from_features(features, rates)
         index = self.scale_index(rates)
         prompt = self.prompt(features, self.rate_pairs[index], None, "left")
         self._set_scale([index], len(prompt.inputs_embeds))
@@ -342,3 +351,24 @@ class AVSRModel(nn.Module):
             {"ids": ids, "log_probs": log_probs, "ended": ended, "prompt_tokens": int(n)}
             for (ids, log_probs, ended), n in zip(self.llm.generate_scored(prompt, beam_size, max_new_tokens), lengths)
         ]
+
+    @torch.no_grad()
+    def ctc_decode_from_features(self, features, rates=(4, 2)) -> list[dict]:
+        """Best-path CTC decoding, the transcription of a model trained by CTC alone (``ctc_weight`` 1, whose LLM
+        path is untrained): per frame of the audio tokens at the pair's audio rate (the video tokens in a model
+        without audio), the most likely of the LLM's tokens and the blank; repeats merged, blanks dropped. Per
+        utterance, as :meth:`decode_scored_from_features`: ``ids`` (N,), ``log_probs`` (N,) (each kept frame's),
+        ``ended`` True and ``prompt_tokens`` 0 (no LLM pass)."""
+        pair = self.rate_pairs[self.scale_index(rates)]
+        modality = "audio" if "audio" in self.encoders else "video"
+        tokens, lengths = self.project(features, [pair])[modality, pair[MODALITIES.index(modality)]]
+        table = torch.cat([self.llm.hf.get_input_embeddings().weight, self.ctc_blank[None]])
+        best_log_probs, best = (tokens @ table.T.to(tokens.dtype)).float().log_softmax(-1).max(-1)
+        rows = []
+        for path, log_probs, n in zip(best, best_log_probs, lengths.tolist()):
+            path, log_probs = path[:n], log_probs[:n]
+            new = torch.ones_like(path, dtype=torch.bool)
+            new[1:] = path[1:] != path[:-1]
+            keep = new & (path != len(table) - 1)
+            rows.append({"ids": path[keep], "log_probs": log_probs[keep], "ended": True, "prompt_tokens": 0})
+        return rows
