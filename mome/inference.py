@@ -447,7 +447,8 @@ class AVSR2Text:
             self.model.avsr.decode_scored_from_features(features, pair, self.beam_size, self.max_new_tokens), seconds
         ):
             log_probs = row["log_probs"].tolist()
-            tokens = row["prompt_tokens"] + len(log_probs)
+            # LLM input positions; none for a model trained by CTC alone (it transcribes without the LLM)
+            tokens = 0 if self.model.avsr.ctc_weight == 1.0 else row["prompt_tokens"] + len(log_probs)
             text = clean_hypothesis(self.model.avsr.llm.detokenize(row["ids"]))
             out.append(
                 Transcription(

@@ -1,7 +1,8 @@
-"""The mini recipe's real-weights configurations (egs/mini_lrs3/avsr/conf/train_mome_real.yaml and its audio-only
-form train_asr_mome_real.yaml) build on the real parts of tools/get_pretrained.sh: Whisper base and SmolLM2-135M
-frozen and left out of the checkpoint, MoME on all 30 layers of SmolLM2, the configured rate pairs, and a finite
-loss at every pair on one batch."""
+"""The mini recipe's real-weights configurations (egs/mini_lrs3/avsr/conf/train_mome_real.yaml, its audio-only
+form train_asr_mome_real.yaml and its projectors' warm-up train_ctc_real.yaml) build on the real parts of
+tools/get_pretrained.sh: Whisper base and SmolLM2-135M frozen and left out of the checkpoint, MoME on all 30 layers
+of SmolLM2, the configured rate pairs, and a finite loss at every pair on one batch; the warm-up trains the
+projectors by CTC alone, and the AVSR model starts from its weights."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ CONF = Path(__file__).resolve().parents[1] / "egs/mini_lrs3/avsr/conf"
     [
         ("train_mome_real.yaml", [(4, 2), (4, 5), (16, 2), (16, 5)]),
         ("train_asr_mome_real.yaml", [(4, None), (16, None)]),
+        ("train_ctc_real.yaml", [(4, None), (16, None)]),
     ],
 )
 def test_real_config_builds_freezes_the_real_parts_and_trains(name, pairs, tmp_path, monkeypatch):
@@ -44,7 +46,7 @@ def test_real_config_builds_freezes_the_real_parts_and_trains(name, pairs, tmp_p
     assert model.avsr.rate_pairs == pairs
     hf = model.avsr.llm.hf
     assert (hf.config.hidden_size, hf.config.num_hidden_layers, hf.config.vocab_size) == (576, 30, 49152)
-    assert len(model.avsr.adapter.layers) == 30
+    assert model.avsr.adapter is None if name == "train_ctc_real.yaml" else len(model.avsr.adapter.layers) == 30
     state = model.state_dict()
     assert not any(k.startswith("avsr.encoders.audio") for k in state)  # Whisper is reloaded from its path
     assert not any(k.startswith("avsr.llm.model.") and "experts" not in k for k in state)
@@ -56,5 +58,20 @@ def test_real_config_builds_freezes_the_real_parts_and_trains(name, pairs, tmp_p
         del batch["video"], batch["video_lengths"]
     loss, stats, _ = model(**batch)
     assert torch.isfinite(loss)
+    if name == "train_ctc_real.yaml":  # CTC alone: no LLM pass, no per-pair cross-entropy
+        assert model.avsr.ctc_weight == 1.0 and "loss_ce" not in stats and torch.equal(loss, stats["loss_ctc"])
+        return
     for a, v in pairs:
         assert torch.isfinite(stats[f"loss_{pair_name((a, v))}"])
+
+
+@pytest.mark.parametrize("name", ["train_mome_real.yaml", "train_asr_mome_real.yaml"])
+def test_real_configs_start_from_the_warm_up_s_projectors(name):
+    warm_up = yaml.safe_load((CONF / "train_ctc_real.yaml").read_text())
+    avsr = yaml.safe_load((CONF / name).read_text())
+    assert avsr["init_param"] == ["exp/ctc_real/valid.loss.best.pth"] and avsr["ignore_init_mismatch"]
+    assert warm_up["model_conf"]["ctc_weight"] == 1.0 and 0 < avsr["model_conf"]["ctc_weight"] < 1
+    # the same audio encoder and preprocessing, so both read the same dumped features (one dump)
+    for key in ("audio_encoder", "audio_encoder_conf", "preprocessor_conf", "llm_conf"):
+        assert warm_up[key] == avsr[key], key
+    assert warm_up["compressor_conf"]["audio_rates"] == avsr["compressor_conf"]["audio_rates"]

@@ -61,6 +61,8 @@ def compute_points(model_dirs: Sequence[Path], data_dir: Path, test_set: str | N
     for model_dir in model_dirs:
         with open(model_dir / "config.yaml", encoding="utf-8") as f:
             args = argparse.Namespace(**yaml.safe_load(f))
+        if (getattr(args, "model_conf", None) or {}).get("ctc_weight") == 1.0:
+            continue  # trained by CTC alone: it transcribes without the LLM, no LLM compute to plot
         config = llm_config_of(args)
         per_token = llm_forward_params(meta_llm(config))
         from mome.espnet.task import AVSRTask
