@@ -20,6 +20,7 @@ the others go on; the exit status is 1 if any failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -94,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     files = media_files(a.files)
     if a.landmarks is not None and len(files) > 1:
         raise ValueError("--landmarks names the landmarks of one video; for several give --landmarks_dir")
-    avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint)
+    # what libraries print while the model loads (ESPnet prints a Flash Attention notice) goes to stderr, so that
+    # stdout holds the transcripts alone (JSON lines stay parseable)
+    with contextlib.redirect_stdout(sys.stderr):
+        avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint)
     rates = avsr.check_rates(a.rates)
     out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
     failed = 0
