@@ -448,7 +448,7 @@ class AVSR2Text:
         ):
             log_probs = row["log_probs"].tolist()
             # LLM input positions; none for a model trained by CTC alone (it transcribes without the LLM)
-            tokens = 0 if self.model.avsr.ctc_weight == 1.0 else row["prompt_tokens"] + len(log_probs)
+            tokens = 0 if self.model.avsr.ctc_only else row["prompt_tokens"] + len(log_probs)
             text = clean_hypothesis(self.model.avsr.llm.detokenize(row["ids"]))
             out.append(
                 Transcription(

@@ -259,18 +259,33 @@ class AVSRModel(nn.Module):
         frozen LLM can read from its first step. A sequence that cannot align (fewer tokens than its transcript
         needs, a blank between repeats included; e.g. audio at rate 16) has loss 0 (``zero_infinity``) and still
         counts in the batch mean. projected: :meth:`project`'s output; targets: (L_i,) ids."""
-        table = torch.cat([self.llm.hf.get_input_embeddings().weight, self.ctc_blank[None]])
         target_lengths = torch.tensor([len(t) for t in targets])
-        flat = torch.cat([t.to(table.device) for t in targets])
+        flat = torch.cat([t.to(self.ctc_blank.device) for t in targets])
         losses = []
         for tokens, lengths in projected.values():
-            log_probs = (tokens @ table.T.to(tokens.dtype)).float().log_softmax(-1).transpose(0, 1)  # (T, B, V+1)
+            log_probs = self.ctc_log_probs(tokens)
             losses.append(
                 nn.functional.ctc_loss(
-                    log_probs, flat, lengths.cpu(), target_lengths, blank=len(table) - 1, zero_infinity=True
+                    log_probs.transpose(0, 1),  # (T, B, V + 1)
+                    flat,
+                    lengths.cpu(),
+                    target_lengths,
+                    blank=log_probs.shape[-1] - 1,
+                    zero_infinity=True,
                 )
             )
         return torch.stack(losses).mean()
+
+    def ctc_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) projected tokens -> (B, T, V + 1) float32 log-probabilities over the frozen LLM's input
+        embedding table (V, d) and the learned blank (index V), each scored by its dot product with the token."""
+        table = torch.cat([self.llm.hf.get_input_embeddings().weight, self.ctc_blank[None]])
+        return (tokens @ table.T.to(tokens.dtype)).float().log_softmax(-1)
+
+    @property
+    def ctc_only(self) -> bool:
+        """Trained by CTC alone (``ctc_weight`` 1): no LLM pass in training, best-path CTC to transcribe."""
+        return self.ctc_weight == 1.0
 
     # -- training and inference -------------------------------------------------------------------------
     def forward(
@@ -284,7 +299,7 @@ class AVSRModel(nn.Module):
             raise ValueError(f"{len(texts)} transcripts for a batch of {batch}")
         targets = self.llm.tokenize(texts) if isinstance(texts[0], str) else list(texts)
         projected = self.project(encoded, self.rate_pairs)
-        if self.ctc_weight == 1.0:  # CTC alone: the projectors' warm-up, no LLM pass
+        if self.ctc_only:  # the projectors' warm-up, no LLM pass
             ctc = self.ctc_loss(projected, targets)
             return AVSROutput(ctc, None, ctc_loss=ctc)
         pair_losses, balance = {}, []
@@ -325,7 +340,7 @@ class AVSRModel(nn.Module):
     @torch.no_grad()
     def decode_from_features(self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32) -> list[str]:
         """Transcribe at one rate pair from :meth:`encode`'s output (encode once, decode at every pair)."""
-        if self.ctc_weight == 1.0:
+        if self.ctc_only:
             return [self.llm.detokenize(row["ids"]) for row in self.ctc_decode_from_features(features, rates)]
         index = self.scale_index(rates)
         prompt = self.prompt(features, self.rate_pairs[index], None, "left")
@@ -341,7 +356,7 @@ class AVSRModel(nn.Module):
         "prompt_tokens": int}`` (the prompt's LLM input positions, padding excluded:
         :func:`mome.models.accounting.prompt_tokens` counts the same), the hypotheses of
         :meth:`decode_from_features`."""
-        if self.ctc_weight == 1.0:
+        if self.ctc_only:
             return self.ctc_decode_from_features(features, rates)
         index = self.scale_index(rates)
         prompt = self.prompt(features, self.rate_pairs[index], None, "left")
@@ -362,13 +377,14 @@ class AVSRModel(nn.Module):
         pair = self.rate_pairs[self.scale_index(rates)]
         modality = "audio" if "audio" in self.encoders else "video"
         tokens, lengths = self.project(features, [pair])[modality, pair[MODALITIES.index(modality)]]
-        table = torch.cat([self.llm.hf.get_input_embeddings().weight, self.ctc_blank[None]])
-        best_log_probs, best = (tokens @ table.T.to(tokens.dtype)).float().log_softmax(-1).max(-1)
+        log_probs = self.ctc_log_probs(tokens)
+        best_log_probs, best = log_probs.max(-1)
+        blank = log_probs.shape[-1] - 1
         rows = []
         for path, log_probs, n in zip(best, best_log_probs, lengths.tolist()):
             path, log_probs = path[:n], log_probs[:n]
             new = torch.ones_like(path, dtype=torch.bool)
             new[1:] = path[1:] != path[:-1]
-            keep = new & (path != len(table) - 1)
+            keep = new & (path != blank)
             rows.append({"ids": path[keep], "log_probs": log_probs[keep], "ended": True, "prompt_tokens": 0})
         return rows
