@@ -270,6 +270,12 @@ def test_mini_recipe_stages_1_to_7_tiny(tiny_run):
     check_results(recipe, counts["test"])
     assert counts["val"] == 2 and counts["test"] == 8 and counts["train"] == 10
     assert all(counts[f"test_babble_snr{n}"] == counts["test"] for n in (-5, 0, 5))
+    # stage 3's speech set beside the training set: the audio-only training data of the real-weights warm-up
+    data = recipe / "data"
+    for name in ("wav.scp", "text", "utt2dur", "utt2spk", "phones"):
+        both = read_table(data / "train_speech_set" / name)
+        parts = {**read_table(data / "train" / name), **read_table(data / "speech_set" / name)}
+        assert both == parts and len(both) == counts["train"] + 20, name
 
     # resume: a second run of stage 2 redoes no finished utterance (and changes no output)
     wavs = sorted((recipe / "dump").rglob("*.wav")) + sorted((recipe / "dump").rglob("*.mkv"))

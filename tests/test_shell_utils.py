@@ -172,7 +172,7 @@ def test_real_recipe_fails_on_missing_corpus_path(tmp_path):
 def test_training_stage_needs_extracted_data(tmp_path):
     d = REPO / "egs" / "lrs2" / "avsr"
     r = sh(["./run.sh", "--stage", "3", "--datadir", str(tmp_path / "data")], cwd=d)
-    assert r.returncode == 1 and f"{tmp_path}/data/train/roi.scp missing: run stage 2 first" in r.stderr
+    assert r.returncode == 1 and f"{tmp_path}/data/train has neither roi.scp nor wav.scp: run stage 2 first" in r.stderr
     assert not (d / "exp").exists()
     r = sh(["./run.sh", "--stage", "3", "--train_configs", "conf/nonexistent.yaml"], cwd=d)
     assert r.returncode == 1 and "training config 'conf/nonexistent.yaml' does not exist" in r.stderr
@@ -181,6 +181,35 @@ def test_training_stage_needs_extracted_data(tmp_path):
     assert "--local_data_opts" in r.stdout and "--tag" in r.stdout
     r = sh(["local/data.sh", "--help"], cwd=d)  # stage 1's own options, with their defaults
     assert r.returncode == 0 and "--max_seconds (16)" in r.stdout and "--corpus_root (/path/to/LRS2)" in r.stdout
+
+
+def test_training_stage_passes_the_inputs_each_set_has(tmp_path):
+    """An audio-only training set (the mini recipe's speech set: wav.scp and text, no roi.scp) trains without
+    video inputs; a set with both passes both (avsr_train then keeps what the config reads)."""
+    recipe = tmp_path / "recipe"
+    (recipe / "conf").mkdir(parents=True)
+    (recipe / "utils").symlink_to(UTILS)
+    (recipe / "conf/train_x.yaml").write_text("llm: tiny\n")
+    for s, files in [("train_speech", ["wav.scp", "text"]), ("val", ["wav.scp", "roi.scp", "text"])]:
+        (recipe / "data" / s).mkdir(parents=True)
+        for f in files:
+            (recipe / "data" / s / f).write_text("u1 x\n")
+    runner = tmp_path / "runner.sh"  # the job runner: records the training command instead of running it
+    runner.write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path}/commands\n')
+    runner.chmod(0o755)
+    template = [str(REPO / "egs/TEMPLATE/avsr/avsr.sh"), "--stage", "4", "--stop_stage", "4", "--features", "false"]
+    opts = ["--gpu_cmd", str(runner), "--train_set", "train_speech", "--train_configs", "conf/train_x.yaml"]
+    r = sh([*template, *opts], cwd=recipe)
+    assert r.returncode == 0, r.stderr
+    command = (tmp_path / "commands").read_text()
+    data = re.findall(r"--(train|valid)_data_path_and_name_and_type (\S+)", command)
+    assert data == [
+        ("train", "data/train_speech/wav.scp,audio,sound"),
+        ("train", "data/train_speech/text,text,text"),
+        ("valid", "data/val/wav.scp,audio,sound"),
+        ("valid", "data/val/roi.scp,video,roi"),
+        ("valid", "data/val/text,text,text"),
+    ]
 
 
 def test_model_names_carry_the_train_args_or_the_tag(tmp_path):

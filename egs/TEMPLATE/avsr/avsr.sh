@@ -146,10 +146,13 @@ if runs 4; then
     opts=(--config "$config" --output_dir "$expdir/$model" --resume true)
     for pair in "train:$train_set" "valid:$valid_set"; do
       name=${pair%%:*} set=${pair#*:}
-      [ -f "$datadir/$set/roi.scp" ] || die "$datadir/$set/roi.scp missing: run stage 2 first"
-      opts+=(--${name}_data_path_and_name_and_type "$datadir/$set/wav.scp,audio,sound"
-             --${name}_data_path_and_name_and_type "$datadir/$set/roi.scp,video,roi"
-             --${name}_data_path_and_name_and_type "$datadir/$set/text,text,text")
+      # an audio-only set (the mini recipe's speech set) has no roi.scp; avsr_train says so if the config reads video
+      [ -f "$datadir/$set/roi.scp" ] || [ -f "$datadir/$set/wav.scp" ] ||
+        die "$datadir/$set has neither roi.scp nor wav.scp: run stage 2 first"
+      for input in wav.scp,audio,sound roi.scp,video,roi; do
+        [ ! -f "$datadir/$set/${input%%,*}" ] || opts+=(--${name}_data_path_and_name_and_type "$datadir/$set/$input")
+      done
+      opts+=(--${name}_data_path_and_name_and_type "$datadir/$set/text,text,text")
     done
     [ -z "$noise" ] || opts+=(--preprocessor_conf "noise=$noise")  # babble augmentation
     case "$features" in

@@ -48,11 +48,13 @@ if [ ! -f "$datadir/lang/visemes.lexiconp.txt" ] || [ ! -f "$datadir/$valid_set/
     "$datadir/$train_set" "$datadir/$valid_set"
 fi
 
+# what the LM and the speech set never hold: the validation and test sentences
+exclude=()
+for set in $valid_set $test_sets; do exclude+=("$datadir/$set/text"); done
+
 lm=$expdir/pretrain_lm
 lm_pid=
 if [ ! -f "$lm/pretraining.json" ]; then
-  exclude=()
-  for set in $valid_set $test_sets; do exclude+=("$datadir/$set/text"); done
   log "LLM stand-in -> $lm (log: $expdir/pretrain_lm.log)"
   mkdir -p "$expdir"
   # shellcheck disable=SC2086
@@ -62,6 +64,19 @@ if [ ! -f "$lm/pretraining.json" ]; then
   lm_pid=$!
 fi
 
+# the speech set, and <datadir>/<train_set>_speech_set: both together (the audio stand-in's training data, and that
+# of the real-weights projectors' warm-up, conf/train_ctc_real.yaml)
+if [[ " $modalities " == *" audio "* ]] && ((speech_set_size > 0)); then
+  log "speech set: $speech_set_size utterances of new voices -> $datadir/speech_set"
+  python -m mome.bin.make_speech_set --data_dir "$datadir/speech_set" --dump_dir "$dumpdir/speech_set" \
+    --phone_list "$datadir/lang/phones.txt" --exclude "${exclude[@]}" --corpus_stats "$MINI_LRS3/stats.json" \
+    --utterances "$speech_set_size" --no_progress
+  mkdir -p "$datadir/${train_set}_speech_set"
+  for f in wav.scp text utt2dur utt2spk phones; do
+    sort "$datadir/$train_set/$f" "$datadir/speech_set/$f" >"$datadir/${train_set}_speech_set/$f"
+  done
+fi
+
 for modality in $modalities; do
   out=$expdir/pretrain_$modality
   [ ! -f "$out/encoder/model.safetensors" ] || { log "$modality encoder: $out/encoder is there"; continue; }
@@ -69,18 +84,8 @@ for modality in $modalities; do
   if [ $modality = audio ]; then
     labels=phones tokens=$datadir/lang/phones.txt inputs=wav.scp,audio,sound
     extra=(); [ -z "$noise" ] || extra=(--preprocessor_conf "noise=$noise")
-    if ((speech_set_size > 0)); then
-      exclude=()
-      for set in $valid_set $test_sets; do exclude+=("$datadir/$set/text"); done
-      log "speech set: $speech_set_size utterances of new voices -> $datadir/speech_set"
-      python -m mome.bin.make_speech_set --data_dir "$datadir/speech_set" --dump_dir "$dumpdir/speech_set" \
-        --phone_list "$tokens" --exclude "${exclude[@]}" --corpus_stats "$MINI_LRS3/stats.json" \
-        --utterances "$speech_set_size" --no_progress
-      # the encoder learns from the training set and the speech set together
-      train_dir=$datadir/${train_set}_speech_set
-      mkdir -p "$train_dir"
-      for f in wav.scp phones; do sort "$datadir/$train_set/$f" "$datadir/speech_set/$f" >"$train_dir/$f"; done
-    fi
+    # the encoder learns from the training set and the speech set together
+    ((speech_set_size == 0)) || train_dir=$datadir/${train_set}_speech_set
   else
     labels=visemes tokens=$datadir/lang/visemes.txt inputs=roi.scp,video,roi
     extra=()
