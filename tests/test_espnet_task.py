@@ -181,6 +181,19 @@ def test_mini_config_parses_and_names_the_small_model():
     assert args.compressor_conf == {"audio_rates": [4, 16], "video_rates": [2, 5], "pooling": "avg"}
 
 
+def test_cosine_schedules_span_the_whole_run():
+    """ESPnet's cosine scheduler restarts after first_cycle_steps: in every recipe config it must be the run's
+    length (max_epoch x num_iters_per_epoch), or the learning rate climbs again at the end (or never anneals)."""
+    checked = []
+    for config in sorted((ROOT / "egs").glob("*/avsr/conf/train_*.yaml")):
+        conf = yaml.safe_load(config.read_text())
+        if conf.get("scheduler") == "cosineannealingwarmuprestarts":
+            steps = conf["max_epoch"] * conf["num_iters_per_epoch"]
+            assert conf["scheduler_conf"]["first_cycle_steps"] == steps, config
+            checked.append(config.name)
+    assert {"train_mome.yaml", "train_ctc_real.yaml", "train_mome_real.yaml"} <= set(checked)
+
+
 def test_encoders_run_once_per_batch_for_all_rate_pairs(data, tmp_path):
     root, train_dir, _ = data
     config = write_config(tmp_path / "train.yaml", root / "tokenizer", train_dir / "text")
