@@ -381,10 +381,10 @@ class AVSRModel(nn.Module):
         best_log_probs, best = log_probs.max(-1)
         blank = log_probs.shape[-1] - 1
         rows = []
-        for path, log_probs, n in zip(best, best_log_probs, lengths.tolist()):
-            path, log_probs = path[:n], log_probs[:n]
+        for path, path_log_probs, n in zip(best, best_log_probs, lengths.tolist()):
+            path, path_log_probs = path[:n], path_log_probs[:n]
             new = torch.ones_like(path, dtype=torch.bool)
             new[1:] = path[1:] != path[:-1]
             keep = new & (path != blank)
-            rows.append({"ids": path[keep], "log_probs": log_probs[keep], "ended": True, "prompt_tokens": 0})
+            rows.append({"ids": path[keep], "log_probs": path_log_probs[keep], "ended": True, "prompt_tokens": 0})
         return rows
