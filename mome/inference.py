@@ -300,10 +300,12 @@ class AVSR2Text:
         max_new_tokens: int = 32,
         dtype: str = "float32",
         cascade: tuple[Sequence, float] | None = None,
+        ctc_weight: float = 0.0,
     ):
         """``model``: an :class:`~mome.espnet.model.AVSRESPnetModel` (eval mode, on its device); ``args``: its
         training config; ``cascade``: ``(ladder, threshold)`` of ``rates="auto"`` (default: the model's
-        calibration, else the cheapest and the finest pair at threshold 0.5)."""
+        calibration, else the cheapest and the finest pair at threshold 0.5); ``ctc_weight`` > 0: joint CTC / LLM
+        decoding with the model's CTC head (:mod:`mome.models.ctc_prefix`; a model trained with a CTC loss)."""
         from mome.espnet.task import AVSRTask
         from mome.models.accounting import llm_forward_params
 
@@ -311,6 +313,12 @@ class AVSR2Text:
             raise ValueError(f"beam_size and max_new_tokens must be positive, got {beam_size} and {max_new_tokens}")
         if dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight!r}")
+        if ctc_weight > 0 and model.avsr.ctc_blank is None:
+            raise ValueError(
+                f"ctc_weight {ctc_weight}: the model has no CTC head (trained with model_conf ctc_weight 0); use 0"
+            )
         self.model = model
         self.args = args
         self.model_dir: Path | None = None  # where from_pretrained found it, and its weights file
@@ -318,6 +326,7 @@ class AVSR2Text:
         self.beam_size = beam_size
         self.max_new_tokens = max_new_tokens
         self.dtype = dtype
+        self.ctc_weight = ctc_weight
         self.preprocess = AVSRTask.build_preprocess_fn(args, train=False)
         self.flops_per_token = 2 * llm_forward_params(model.avsr.llm.hf)
         ladder, threshold = cascade or (cascade_lib.default_ladder(self.trained_pairs), 0.5)
@@ -333,6 +342,7 @@ class AVSR2Text:
         max_new_tokens: int = 32,
         checkpoint: str | Path | None = None,
         dtype: str = "float32",
+        ctc_weight: float = 0.0,
     ) -> AVSR2Text:
         """Load a training output directory (``config.yaml`` + ``checkpoint``, default ``valid.loss.ave.pth``;
         relative paths in the config are found from the working directory, the model directory or the recipe
@@ -342,7 +352,7 @@ class AVSR2Text:
         if not model_dir.is_dir():
             raise FileNotFoundError(f"model directory {model_dir} does not exist")
         model, args, checkpoint = _load(model_dir, checkpoint, device)
-        avsr = cls(model, args, beam_size, max_new_tokens, dtype, cascade_lib.load_calibration(model_dir))
+        avsr = cls(model, args, beam_size, max_new_tokens, dtype, cascade_lib.load_calibration(model_dir), ctc_weight)
         avsr.model_dir, avsr.checkpoint = model_dir, checkpoint
         return avsr
 
@@ -443,9 +453,10 @@ class AVSR2Text:
 
     def _decode(self, features, seconds: Sequence[float], pair) -> list[Transcription]:
         out = []
-        for row, s in zip(
-            self.model.avsr.decode_scored_from_features(features, pair, self.beam_size, self.max_new_tokens), seconds
-        ):
+        rows = self.model.avsr.decode_scored_from_features(
+            features, pair, self.beam_size, self.max_new_tokens, self.ctc_weight
+        )
+        for row, s in zip(rows, seconds):
             log_probs = row["log_probs"].tolist()
             # LLM input positions; none for a model trained by CTC alone (it transcribes without the LLM)
             tokens = 0 if self.model.avsr.ctc_only else row["prompt_tokens"] + len(log_probs)

@@ -75,6 +75,18 @@ def test_the_object_gives_stage_5s_hypotheses_confidences_and_costs(trained, avs
         avsr(audio=inputs(test_dir, utts[0])["audio"])
 
 
+def test_joint_ctc_decoding_is_refused_for_a_model_without_a_ctc_head(trained, avsr, capsys):
+    assert avsr.model.avsr.ctc_blank is None and avsr.ctc_weight == 0  # trained without a CTC loss
+    with pytest.raises(ValueError, match="ctc_weight 0.3: the model has no CTC head"):
+        AVSR2Text(avsr.model, avsr.args, ctc_weight=0.3)
+    with pytest.raises(ValueError, match=r"ctc_weight must be in \[0, 1\]"):
+        AVSR2Text(avsr.model, avsr.args, ctc_weight=1.5)
+    assert (
+        avsr_inference.main(["--model_dir", str(trained[0]), "--data_dir", str(trained[1]), "--ctc_weight", "0.3"]) == 1
+    )
+    assert "ctc_weight 0.3: the model has no CTC head" in capsys.readouterr().err
+
+
 def test_a_packed_model_loads_in_a_fresh_process_from_another_folder(trained, avsr, tmp_path):
     exp, test_dir = trained
     # a copy of the experiment and its tokenizer, removed after packing: the pack must need neither

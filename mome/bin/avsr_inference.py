@@ -2,7 +2,7 @@
 
     python -m mome.bin.avsr_inference --config conf/decode.yaml --model_dir exp/mome \\
         --data_dir data/test data/test_babble_snr0 [--rates 4,2 16,5] [--checkpoint valid.loss.ave.pth] \\
-        [--beam_size 15] [--max_new_tokens 32] [--device cuda]
+        [--beam_size 15] [--max_new_tokens 32] [--ctc_weight 0.3] [--device cuda]
 
 Writes ``<output_dir>/text`` (Kaldi: ``<utt> <hypothesis>``) and ``<output_dir>/confidence`` (``<utt>
 <confidence> <LLM input tokens>``) per data directory and pair; the default
@@ -10,7 +10,9 @@ output directory is ``<model_dir>/decode_<data set>_ra<A>_rv<V>`` (rate 0: modal
 scoring reads. Without ``--rates`` every pair the model was trained at is decoded; each batch is encoded
 once for all pairs, and the model is loaded once for all data directories. ``--output_dir`` names the
 directory explicitly (one data directory and one pair only). Beam 1 decodes greedily; nothing is ever
-sampled. ``--config`` takes a YAML of these options (ESPnet style; unknown keys are refused).
+sampled. ``--ctc_weight`` w > 0 decodes jointly with the model's CTC head (ESPnet's hybrid CTC/attention
+decoding, :mod:`mome.models.ctc_prefix`; a model trained with a CTC loss). ``--config`` takes a YAML of these
+options (ESPnet style; unknown keys are refused).
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--beam_size", type=int, default=15, help="beam width (1: greedy)")
     p.add_argument("--max_new_tokens", type=int, default=32, help="longest hypothesis in LLM tokens")
+    p.add_argument(
+        "--ctc_weight",
+        type=float,
+        default=0.0,
+        help="joint CTC / LLM decoding: (1 - w) * LLM + w * CTC prefix score (a model trained with a CTC loss)",
+    )
     p.add_argument("--batch_size", type=int, default=8, help="utterances per batch (length-sorted)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="bfloat16: autocast (GPUs)")
@@ -79,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     for data_dir in data_dirs:
         if not Path(data_dir).is_dir():
             raise FileNotFoundError(f"data directory {data_dir} does not exist")
-    avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint, a.dtype)
+    avsr = AVSR2Text.from_pretrained(
+        a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint, a.dtype, a.ctc_weight
+    )
     pairs = avsr.trained_pairs if pairs is None else [avsr.check_pair(p) for p in pairs]
     for data_dir in data_dirs:
         hyps = decode_data_dir(avsr, data_dir, pairs, a.batch_size, a.num_workers)

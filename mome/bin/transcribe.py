@@ -2,7 +2,7 @@
 
     mome-transcribe FILE_OR_DIR [FILE_OR_DIR ...] --model_dir exp/mome [--rates 4,2 | --rates auto] \\
         [--landmarks FILE.pkl | --landmarks_dir DIR] [--output_format text|json] [--output FILE] \\
-        [--checkpoint valid.loss.ave.pth] [--beam_size 4] [--max_new_tokens 32] [--device cpu]
+        [--checkpoint valid.loss.ave.pth] [--beam_size 4] [--max_new_tokens 32] [--ctc_weight 0.3] [--device cpu]
 
 A folder stands for the media files under it (``.mp4 .mkv .mov .avi .webm``, and ``.wav .flac .ogg`` for an
 audio-only model), sorted. Audio comes from each file's sound track (16 kHz). A model with a video encoder
@@ -80,6 +80,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint in --model_dir (default: valid.loss.ave.pth)")
     p.add_argument("--beam_size", type=int, default=4)
     p.add_argument("--max_new_tokens", type=int, default=32)
+    p.add_argument("--ctc_weight", type=float, default=0.0, help="joint CTC / LLM decoding (models with a CTC head)")
     p.add_argument("--max_piece_seconds", type=float, default=10.0, help="longest piece of a long recording")
     p.add_argument("--device", default="cpu")
     add_hidden_aliases(p, {"--model": "--model_dir"})
@@ -98,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     # what libraries print while the model loads (ESPnet prints a Flash Attention notice) goes to stderr, so that
     # stdout holds the transcripts alone (JSON lines stay parseable)
     with contextlib.redirect_stdout(sys.stderr):
-        avsr = AVSR2Text.from_pretrained(a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint)
+        avsr = AVSR2Text.from_pretrained(
+            a.model_dir, a.device, a.beam_size, a.max_new_tokens, a.checkpoint, ctc_weight=a.ctc_weight
+        )
     rates = avsr.check_rates(a.rates)
     out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
     failed = 0

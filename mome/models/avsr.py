@@ -33,6 +33,7 @@ from torch import nn
 
 from mome.models.adapter import AdapterSpec
 from mome.models.compressor import Compressor, MatryoshkaCompressor
+from mome.models.ctc_prefix import ctc_prefix_processor
 from mome.models.llm import FrozenLLM
 from mome.models.projector import RateProjectors
 
@@ -349,35 +350,54 @@ class AVSRModel(nn.Module):
 
     @torch.no_grad()
     def decode_scored_from_features(
-        self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32
+        self, features, rates=(4, 2), beam_size: int = 1, max_new_tokens: int = 32, ctc_weight: float = 0.0
     ) -> list[dict]:
         """Per utterance of :meth:`encode`'s output, at one rate pair: ``{"ids": (N,) LongTensor, "log_probs":
-        (M,) float32 (natural log; the <eos> included when the hypothesis ended), "ended": bool,
+        (M,) float32 (the LLM's, natural log; the <eos> included when the hypothesis ended), "ended": bool,
         "prompt_tokens": int}`` (the prompt's LLM input positions, padding excluded:
         :func:`mome.models.accounting.prompt_tokens` counts the same), the hypotheses of
-        :meth:`decode_from_features`."""
+        :meth:`decode_from_features`. ``ctc_weight`` > 0: joint CTC / LLM decoding
+        (:mod:`mome.models.ctc_prefix`) with the model's CTC head on :meth:`ctc_sequence`; needs a model trained
+        with a CTC loss (``ctc_weight`` > 0 in ``model_conf``), else ValueError."""
         if self.ctc_only:
             return self.ctc_decode_from_features(features, rates)
         index = self.scale_index(rates)
-        prompt = self.prompt(features, self.rate_pairs[index], None, "left")
+        pair = self.rate_pairs[index]
+        projected = self.project(features, [pair])
+        prompt = self.stacked_prompt(projected, [pair], None, "left")
         self._set_scale([index], len(prompt.inputs_embeds))
+        processor = None
+        if ctc_weight > 0:
+            if self.ctc_blank is None:
+                raise ValueError(
+                    f"decoding ctc_weight {ctc_weight} needs a CTC head: this model was trained without a CTC loss "
+                    "(model_conf ctc_weight 0); decode with ctc_weight 0"
+                )
+            log_probs, frames = self.ctc_sequence(projected, pair)
+            processor = ctc_prefix_processor(log_probs, frames, self.llm.eos_id, ctc_weight, beam_size)
         lengths = prompt.attention_mask.sum(dim=1).tolist()
+        hypotheses = self.llm.generate_scored(prompt, beam_size, max_new_tokens, processor)
         return [
             {"ids": ids, "log_probs": log_probs, "ended": ended, "prompt_tokens": int(n)}
-            for (ids, log_probs, ended), n in zip(self.llm.generate_scored(prompt, beam_size, max_new_tokens), lengths)
+            for (ids, log_probs, ended), n in zip(hypotheses, lengths)
         ]
+
+    def ctc_sequence(self, projected, pair: RatePair) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CTC head's (B, T, V + 1) log-probabilities (:meth:`ctc_log_probs`) and (B,) lengths at one rate
+        pair: on the audio tokens at the pair's audio rate (the video tokens in a model without audio).
+        projected: :meth:`project`'s output for the pair."""
+        modality = "audio" if "audio" in self.encoders else "video"
+        tokens, lengths = projected[modality, pair[MODALITIES.index(modality)]]
+        return self.ctc_log_probs(tokens), lengths
 
     @torch.no_grad()
     def ctc_decode_from_features(self, features, rates=(4, 2)) -> list[dict]:
         """Best-path CTC decoding, the transcription of a model trained by CTC alone (``ctc_weight`` 1, whose LLM
-        path is untrained): per frame of the audio tokens at the pair's audio rate (the video tokens in a model
-        without audio), the most likely of the LLM's tokens and the blank; repeats merged, blanks dropped. Per
-        utterance, as :meth:`decode_scored_from_features`: ``ids`` (N,), ``log_probs`` (N,) (each kept frame's),
-        ``ended`` True and ``prompt_tokens`` 0 (no LLM pass)."""
+        path is untrained): per frame of :meth:`ctc_sequence`, the most likely of the LLM's tokens and the blank;
+        repeats merged, blanks dropped. Per utterance, as :meth:`decode_scored_from_features`: ``ids`` (N,),
+        ``log_probs`` (N,) (each kept frame's), ``ended`` True and ``prompt_tokens`` 0 (no LLM pass)."""
         pair = self.rate_pairs[self.scale_index(rates)]
-        modality = "audio" if "audio" in self.encoders else "video"
-        tokens, lengths = self.project(features, [pair])[modality, pair[MODALITIES.index(modality)]]
-        log_probs = self.ctc_log_probs(tokens)
+        log_probs, lengths = self.ctc_sequence(self.project(features, [pair]), pair)
         best_log_probs, best = log_probs.max(-1)
         blank = log_probs.shape[-1] - 1
         rows = []

@@ -25,6 +25,8 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -326,23 +328,36 @@ class FrozenLLM(nn.Module):
 
     @torch.no_grad()
     def generate_scored(
-        self, batch: PromptBatch, beam_size: int = 1, max_new_tokens: int = 32
+        self,
+        batch: PromptBatch,
+        beam_size: int = 1,
+        max_new_tokens: int = 32,
+        logits_processor: LogitsProcessor | None = None,
     ) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
         """Per row ``(ids (N,), log_probs (M,), ended)``: the new token ids cut before <eos> (as
         :meth:`generate_ids`), the natural-log probability the decoder gave each chosen token (the <eos> included
         when the hypothesis ended: ``M = N + 1``, else ``M = N``), from Hugging Face's
         ``compute_transition_scores`` (beam search: the chosen beam's per-step log-softmax, which sum to the
-        beam's score before length normalisation; greedy: the log-softmax of the logits)."""
+        beam's score before length normalisation; greedy: the log-softmax of the logits).
+        ``logits_processor`` (e.g. :class:`~mome.models.ctc_prefix.CTCPrefixLogitsProcessor`) changes the
+        scores the search ranks by; ``log_probs`` stay the decoder's own."""
         self._check_left_padded(batch)
         config = self._generation_config(beam_size, max_new_tokens)
-        config.output_scores = True
+        config.output_scores = logits_processor is None
+        config.output_logits = logits_processor is not None  # the decoder's own scores, not the processed ones
         config.return_dict_in_generate = True
         out = self.hf.generate(
-            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, generation_config=config
+            inputs_embeds=batch.inputs_embeds,
+            attention_mask=batch.attention_mask,
+            generation_config=config,
+            logits_processor=None if logits_processor is None else LogitsProcessorList([logits_processor]),
         )
         beam_indices = getattr(out, "beam_indices", None) if beam_size > 1 else None
         scores = self.hf.compute_transition_scores(
-            out.sequences, out.scores, beam_indices, normalize_logits=beam_indices is None
+            out.sequences,
+            out.scores if logits_processor is None else out.logits,
+            beam_indices,
+            normalize_logits=beam_indices is None or logits_processor is not None,
         )
         rows = []
         for row, row_scores in zip(out.sequences, scores):
