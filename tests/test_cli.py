@@ -6,8 +6,10 @@ import argparse
 import importlib
 import pkgutil
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 import mome.bin
 from mome.bin._cli import add_hidden_aliases, entry_point
@@ -121,3 +123,18 @@ def test_a_mome_error_of_a_real_entry_point(tmp_path, capsys):
     assert flops.main(["--llm_config", str(tmp_path / "missing.json"), "--seconds", "1", "--rates", "4,2"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("mome-flops: error: ") and "missing.json" in err, err
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(Path(__file__).resolve().parents[1].glob("egs/*/avsr/conf/decode*.yaml")),
+    ids=lambda p: f"{p.parts[-4]}/{p.name}",
+)
+def test_every_recipe_decoding_config_is_options_of_stage_5(path):
+    from mome.bin import avsr_inference
+
+    keys = set(yaml.safe_load(path.read_text()))
+    args = avsr_inference.get_parser().parse_args(["--config", str(path)])  # an unknown key is refused
+    assert keys <= set(vars(args)) and 0 <= args.ctc_weight <= 1 and args.beam_size >= 1
+    if path.name == "decode_real.yaml":  # the real-weights models decode jointly with their CTC head
+        assert args.ctc_weight > 0
