@@ -313,12 +313,7 @@ class AVSR2Text:
             raise ValueError(f"beam_size and max_new_tokens must be positive, got {beam_size} and {max_new_tokens}")
         if dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
-        if not 0.0 <= ctc_weight <= 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight!r}")
-        if ctc_weight > 0 and model.avsr.ctc_blank is None:
-            raise ValueError(
-                f"ctc_weight {ctc_weight}: the model has no CTC head (trained with model_conf ctc_weight 0); use 0"
-            )
+        model.avsr.check_decoding_ctc_weight(ctc_weight)  # before any data is read
         self.model = model
         self.args = args
         self.model_dir: Path | None = None  # where from_pretrained found it, and its weights file

@@ -367,12 +367,7 @@ class AVSRModel(nn.Module):
         prompt = self.stacked_prompt(projected, [pair], None, "left")
         self._set_scale([index], len(prompt.inputs_embeds))
         processor = None
-        if ctc_weight > 0:
-            if self.ctc_blank is None:
-                raise ValueError(
-                    f"decoding ctc_weight {ctc_weight} needs a CTC head: this model was trained without a CTC loss "
-                    "(model_conf ctc_weight 0); decode with ctc_weight 0"
-                )
+        if self.check_decoding_ctc_weight(ctc_weight) > 0:
             log_probs, frames = self.ctc_sequence(projected, pair)
             processor = ctc_prefix_processor(log_probs, frames, self.llm.eos_id, ctc_weight, beam_size)
         lengths = prompt.attention_mask.sum(dim=1).tolist()
@@ -381,6 +376,18 @@ class AVSRModel(nn.Module):
             {"ids": ids, "log_probs": log_probs, "ended": ended, "prompt_tokens": int(n)}
             for (ids, log_probs, ended), n in zip(hypotheses, lengths)
         ]
+
+    def check_decoding_ctc_weight(self, ctc_weight: float) -> float:
+        """A decoding ``ctc_weight`` this model can use, else ValueError: in [0, 1], and > 0 only with a CTC head
+        (a model trained with a CTC loss)."""
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight!r}")
+        if ctc_weight > 0 and self.ctc_blank is None:
+            raise ValueError(
+                f"ctc_weight {ctc_weight}: the model has no CTC head (trained with model_conf ctc_weight 0), and "
+                "joint decoding needs a CTC head; use 0"
+            )
+        return ctc_weight
 
     def ctc_sequence(self, projected, pair: RatePair) -> tuple[torch.Tensor, torch.Tensor]:
         """The CTC head's (B, T, V + 1) log-probabilities (:meth:`ctc_log_probs`) and (B,) lengths at one rate
