@@ -352,3 +352,6 @@ def test_a_model_trained_by_ctc_alone_transcribes_by_best_path_ctc(monkeypatch):
     assert all(row["ended"] and row["prompt_tokens"] == 0 for row in rows)
     assert rows[0]["log_probs"].shape == (3,) and bool((rows[0]["log_probs"] > -1e-3).all())  # near one-hot
     assert model.decode_from_features(None, rates=1) == [model.llm.detokenize(r["ids"]) for r in rows]
+    # a decoding ctc_weight has nothing to weigh here (the LLM path is untrained): refused, not ignored
+    with pytest.raises(ValueError, match="ctc_weight 0.5: the model was trained by CTC alone"):
+        model.decode_scored_from_features(features=None, rates=1, beam_size=4, ctc_weight=0.5)

@@ -138,3 +138,57 @@ def test_every_recipe_decoding_config_is_options_of_stage_5(path):
     assert keys <= set(vars(args)) and 0 <= args.ctc_weight <= 1 and args.beam_size >= 1
     if path.name == "decode_real.yaml":  # the real-weights models decode jointly with their CTC head
         assert args.ctc_weight > 0
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("ctc_weight:\n", "ctc_weight: None is not one value of its type"),
+        ("ctc_weight: [0.5]\n", "ctc_weight: [0.5] is not one value of its type"),
+        ("ctc_weight: true\n", "ctc_weight: True is not one value of its type"),
+        ("ctc_weight: 1.5\n", "ctc_weight: 1.5: must be in [0, 1], got 1.5"),
+        ("beam_size: 0.5\n", "beam_size: 0.5: invalid literal for int()"),
+        ("beam_size:\n", "beam_size: None is not one value of its type"),
+        ("dtype: float16\n", "dtype: 'float16' is not one of float32, bfloat16"),
+    ],
+)
+def test_a_decoding_config_value_is_checked_as_on_the_command_line(tmp_path, capsys, yaml_text, message):
+    from mome.bin import avsr_inference
+
+    path = tmp_path / "decode.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(SystemExit) as exit_info:
+        avsr_inference.get_parser().parse_args(["--config", str(path)])
+    assert exit_info.value.code == 2
+    assert f"error: --config: {message}" in capsys.readouterr().err
+
+
+def test_decoding_config_values_take_the_options_types():
+    from mome.bin import avsr_inference
+
+    parser = avsr_inference.get_parser()
+    parser.set_defaults(ctc_weight=1, beam_size=4, checkpoint=None, data_dir=["data/test"], dtype="bfloat16")
+    args = parser.parse_args([])
+    assert (args.ctc_weight, args.beam_size, args.checkpoint, args.data_dir, args.dtype) == (
+        1.0,
+        4,
+        None,
+        ["data/test"],
+        "bfloat16",
+    )
+    assert type(args.ctc_weight) is float
+    # the command line wins over the config, and gets the same check
+    assert parser.parse_args(["--ctc_weight", "0.25"]).ctc_weight == 0.25
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ctc_weight", "nan"])
+
+
+def test_unit_interval():
+    import argparse
+
+    from mome.bin._cli import unit_interval
+
+    assert unit_interval("0") == 0.0 and unit_interval("1") == 1.0 and unit_interval("0.5") == 0.5
+    for text, message in [("1.5", "must be in"), ("-0.1", "must be in"), ("nan", "must be in"), ("x", "expected")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            unit_interval(text)

@@ -2,7 +2,7 @@
 
     python -m mome.bin.avsr_inference --config conf/decode.yaml --model_dir exp/mome \\
         --data_dir data/test data/test_babble_snr0 [--rates 4,2 16,5] [--checkpoint valid.loss.ave.pth] \\
-        [--beam_size 15] [--max_new_tokens 32] [--ctc_weight 0.3] [--device cuda]
+        [--beam_size 15] [--max_new_tokens 32] [--ctc_weight 0.5] [--device cuda]
 
 Writes ``<output_dir>/text`` (Kaldi: ``<utt> <hypothesis>``) and ``<output_dir>/confidence`` (``<utt>
 <confidence> <LLM input tokens>``) per data directory and pair; the default
@@ -12,7 +12,7 @@ once for all pairs, and the model is loaded once for all data directories. ``--o
 directory explicitly (one data directory and one pair only). Beam 1 decodes greedily; nothing is ever
 sampled. ``--ctc_weight`` w > 0 decodes jointly with the model's CTC head (ESPnet's hybrid CTC/attention
 decoding, :mod:`mome.models.ctc_prefix`; a model trained with a CTC loss). ``--config`` takes a YAML of these
-options (ESPnet style; unknown keys are refused).
+options (ESPnet style; unknown keys and values argparse would refuse on the command line are refused).
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ import logging
 import sys
 from pathlib import Path
 
-from mome.bin._cli import entry_point
+from mome.bin._cli import ConfigArgumentParser, entry_point, unit_interval
 
 PROG = "python -m mome.bin.avsr_inference"
 
 
 def get_parser() -> argparse.ArgumentParser:
-    from espnet2.utils.config_argparse import ArgumentParser
-
-    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = ConfigArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--model_dir", help="training output directory (holds config.yaml and checkpoints)")
     p.add_argument(
         "--checkpoint",
@@ -49,13 +47,15 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="where to write text (one data dir and pair; default: <model_dir>/decode_<set>_ra<A>_rv<V>)",
     )
-    p.add_argument("--beam_size", type=int, default=15, help="beam width (1: greedy)")
+    p.add_argument("--beam_size", type=int, default=15, help="beam width (1: greedy; default 15)")
     p.add_argument("--max_new_tokens", type=int, default=32, help="longest hypothesis in LLM tokens")
     p.add_argument(
         "--ctc_weight",
-        type=float,
+        type=unit_interval,
         default=0.0,
-        help="joint CTC / LLM decoding: (1 - w) * LLM + w * CTC prefix score (a model trained with a CTC loss)",
+        help="joint CTC / LLM decoding, w in [0, 1]: each of the LLM's 1.5 x beam_size best next tokens is scored "
+        "(1 - w) * LLM + w * CTC prefix score; 0 (the default): the LLM alone; > 0 needs a model trained with a "
+        "CTC loss (model_conf ctc_weight in (0, 1))",
     )
     p.add_argument("--batch_size", type=int, default=8, help="utterances per batch (length-sorted)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")

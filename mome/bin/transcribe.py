@@ -2,7 +2,7 @@
 
     mome-transcribe FILE_OR_DIR [FILE_OR_DIR ...] --model_dir exp/mome [--rates 4,2 | --rates auto] \\
         [--landmarks FILE.pkl | --landmarks_dir DIR] [--output_format text|json] [--output FILE] \\
-        [--checkpoint valid.loss.ave.pth] [--beam_size 4] [--max_new_tokens 32] [--ctc_weight 0.3] [--device cpu]
+        [--checkpoint valid.loss.ave.pth] [--beam_size 4] [--max_new_tokens 32] [--ctc_weight 0.5] [--device cpu]
 
 A folder stands for the media files under it (``.mp4 .mkv .mov .avi .webm``, and ``.wav .flac .ogg`` for an
 audio-only model), sorted. Audio comes from each file's sound track (16 kHz). A model with a video encoder
@@ -26,7 +26,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mome.bin._cli import USER_ERRORS, add_hidden_aliases, entry_point, report_error
+from mome.bin._cli import USER_ERRORS, add_hidden_aliases, entry_point, report_error, unit_interval
 from mome.inference import AUDIO_SUFFIXES, mouth_roi  # noqa: F401 - mouth_roi: the stage-2 ROI of one video
 
 PROG = "mome-transcribe"
@@ -78,9 +78,15 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_format", choices=("text", "json"), default="text")
     p.add_argument("--output", default=None, help="write here instead of stdout")
     p.add_argument("--checkpoint", default=None, help="checkpoint in --model_dir (default: valid.loss.ave.pth)")
-    p.add_argument("--beam_size", type=int, default=4)
+    p.add_argument("--beam_size", type=int, default=4, help="beam width (1: greedy; default 4)")
     p.add_argument("--max_new_tokens", type=int, default=32)
-    p.add_argument("--ctc_weight", type=float, default=0.0, help="joint CTC / LLM decoding (models with a CTC head)")
+    p.add_argument(
+        "--ctc_weight",
+        type=unit_interval,
+        default=0.0,
+        help="joint CTC / LLM decoding, w in [0, 1]: (1 - w) * LLM + w * CTC prefix score (models trained with a "
+        "CTC loss); 0 (the default): the LLM alone",
+    )
     p.add_argument("--max_piece_seconds", type=float, default=10.0, help="longest piece of a long recording")
     p.add_argument("--device", default="cpu")
     add_hidden_aliases(p, {"--model": "--model_dir"})

@@ -359,6 +359,7 @@ class AVSRModel(nn.Module):
         :meth:`decode_from_features`. ``ctc_weight`` > 0: joint CTC / LLM decoding
         (:mod:`mome.models.ctc_prefix`) with the model's CTC head on :meth:`ctc_sequence`; needs a model trained
         with a CTC loss (``ctc_weight`` > 0 in ``model_conf``), else ValueError."""
+        self.check_decoding_ctc_weight(ctc_weight)
         if self.ctc_only:
             return self.ctc_decode_from_features(features, rates)
         index = self.scale_index(rates)
@@ -367,7 +368,7 @@ class AVSRModel(nn.Module):
         prompt = self.stacked_prompt(projected, [pair], None, "left")
         self._set_scale([index], len(prompt.inputs_embeds))
         processor = None
-        if self.check_decoding_ctc_weight(ctc_weight) > 0:
+        if ctc_weight > 0:
             log_probs, frames = self.ctc_sequence(projected, pair)
             processor = ctc_prefix_processor(log_probs, frames, self.llm.eos_id, ctc_weight, beam_size)
         lengths = prompt.attention_mask.sum(dim=1).tolist()
@@ -379,9 +380,15 @@ class AVSRModel(nn.Module):
 
     def check_decoding_ctc_weight(self, ctc_weight: float) -> float:
         """A decoding ``ctc_weight`` this model can use, else ValueError: in [0, 1], and > 0 only with a CTC head
-        (a model trained with a CTC loss)."""
+        beside a trained LLM path (a model trained with ``model_conf`` ctc_weight in (0, 1))."""
         if not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight!r}")
+        if ctc_weight > 0 and self.ctc_only:
+            raise ValueError(
+                f"ctc_weight {ctc_weight}: the model was trained by CTC alone (model_conf ctc_weight 1), its LLM path "
+                "untrained, and transcribes by best-path CTC; joint decoding needs a model trained with the LLM "
+                "(model_conf ctc_weight below 1); use 0"
+            )
         if ctc_weight > 0 and self.ctc_blank is None:
             raise ValueError(
                 f"ctc_weight {ctc_weight}: the model has no CTC head (trained with model_conf ctc_weight 0), and "
