@@ -357,8 +357,8 @@ class AVSRModel(nn.Module):
         "prompt_tokens": int}`` (the prompt's LLM input positions, padding excluded:
         :func:`mome.models.accounting.prompt_tokens` counts the same), the hypotheses of
         :meth:`decode_from_features`. ``ctc_weight`` > 0: joint CTC / LLM decoding
-        (:mod:`mome.models.ctc_prefix`) with the model's CTC head on :meth:`ctc_sequence`; needs a model trained
-        with a CTC loss (``ctc_weight`` > 0 in ``model_conf``), else ValueError."""
+        (:mod:`mome.models.ctc_prefix`) with the model's CTC head on :meth:`ctc_sequence`; a weight the model
+        cannot use is a ValueError (:meth:`check_decoding_ctc_weight`)."""
         self.check_decoding_ctc_weight(ctc_weight)
         if self.ctc_only:
             return self.ctc_decode_from_features(features, rates)
@@ -378,8 +378,8 @@ class AVSRModel(nn.Module):
             for (ids, log_probs, ended), n in zip(hypotheses, lengths)
         ]
 
-    def check_decoding_ctc_weight(self, ctc_weight: float) -> float:
-        """A decoding ``ctc_weight`` this model can use, else ValueError: in [0, 1], and > 0 only with a CTC head
+    def check_decoding_ctc_weight(self, ctc_weight: float) -> None:
+        """ValueError unless this model can decode with ``ctc_weight``: in [0, 1], and > 0 only with a CTC head
         beside a trained LLM path (a model trained with ``model_conf`` ctc_weight in (0, 1))."""
         if not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight!r}")
@@ -394,7 +394,6 @@ class AVSRModel(nn.Module):
                 f"ctc_weight {ctc_weight}: the model has no CTC head (trained with model_conf ctc_weight 0), and "
                 "joint decoding needs a CTC head; use 0"
             )
-        return ctc_weight
 
     def ctc_sequence(self, projected, pair: RatePair) -> tuple[torch.Tensor, torch.Tensor]:
         """The CTC head's (B, T, V + 1) log-probabilities (:meth:`ctc_log_probs`) and (B,) lengths at one rate
